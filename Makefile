@@ -1,0 +1,77 @@
+# The lab's front door. `make fault=memory-leak load` is the main job.
+# Variables: fault=SLUG fixed=1 duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike
+
+PYTHON   ?= python3
+VENV     ?= .venv
+LAB      := $(VENV)/bin/lab
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+
+fault    ?=
+fixed    ?=
+duration ?= 30s
+users    ?= 50
+workers  ?= 1
+profile  ?= none
+shape    ?= constant
+out      ?= runs
+
+RUN_FLAGS = --duration $(duration) --users $(users) --workers $(workers) \
+            --profile $(profile) --shape $(shape) --out $(out)
+
+.DEFAULT_GOAL := help
+.PHONY: help install services load compare serve scenarios test test-unit lint bench clean require-fault
+
+help:
+	@echo "make fault=memory-leak load            faulty variant under load, report at the end"
+	@echo "make fault=memory-leak fixed=1 load    the fixed variant, same load"
+	@echo "make fault=memory-leak compare         both, then a before/after comparison"
+	@echo "make fault=memory-leak serve           the app alone with the fault on (port 8000)"
+	@echo "make scenarios | test | lint | bench | clean"
+	@echo "variables: duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike"
+
+# The venv is made, and the project installed into it, the first time it is needed.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=python3.11 (or newer)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing the lab into $(VENV) (first time only)..."
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+require-fault:
+	@test -n "$(fault)" || { echo "error: say which scenario, e.g. 'make fault=memory-leak load'; 'make scenarios' lists them" >&2; exit 2; }
+
+load: $(STAMP) require-fault
+	@$(LAB) run $(fault) $(if $(fixed),--fixed) $(RUN_FLAGS)
+
+compare: $(STAMP) require-fault
+	@$(LAB) prove $(fault) $(RUN_FLAGS)
+
+serve: $(STAMP)
+	@$(LAB) serve $(fault) $(if $(fixed),--fixed) --workers $(workers)
+
+scenarios: $(STAMP)
+	@$(LAB) scenarios
+
+test: $(STAMP)
+	@$(PY) -m pytest
+
+test-unit: $(STAMP)
+	@$(PY) -m pytest -m unit
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	@$(LAB) bench
+
+services:
+	@bash scripts/install-services.sh
+
+clean:
+	rm -rf runs .lab .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""The scenario catalogue: one module per incident, found without a list.
+
+Use from the app:  `faults.pick("memory-leak")` returns the implementation of
+that seam which is on right now (faulty when toggled on, fixed otherwise).
+"""
+
+from faults._contract import NoParams, Scenario, Symptom, SymptomResult, Variant
+from faults._registry import (
+    FaultRuntime,
+    InvalidParams,
+    UnknownScenario,
+    all_scenarios,
+    configure,
+    get,
+    runtime,
+    validate_params,
+)
+from faults._toggles import ToggleStore
+
+__all__ = [
+    "FaultRuntime",
+    "InvalidParams",
+    "NoParams",
+    "Scenario",
+    "Symptom",
+    "SymptomResult",
+    "ToggleStore",
+    "UnknownScenario",
+    "Variant",
+    "all_scenarios",
+    "configure",
+    "get",
+    "pick",
+    "runtime",
+    "validate_params",
+]
+
+
+def pick(slug: str) -> object:
+    return runtime().pick(slug)

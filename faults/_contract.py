@@ -1,0 +1,138 @@
+"""The scenario contract: what one module in `faults/` declares.
+
+A scenario module defines one module-level `SCENARIO = Scenario(...)`. It holds,
+side by side, the faulty and the fixed implementation of one seam of the app,
+the symptom that tells them apart, and the diagnosis notes. The registry finds
+it by walking the package; nothing else has to be edited to add one.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["NoParams", "Scenario", "Symptom", "SymptomResult", "Variant"]
+
+Variant = Literal["faulty", "fixed"]
+Kind = Literal["fault", "network", "pattern"]
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+class NoParams(BaseModel):
+    """Parameters of a scenario that takes none: any key is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class SymptomResult:
+    name: str
+    value: float | None
+    threshold: float
+    op: str
+    present: bool
+    description: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "threshold": self.threshold,
+            "op": self.op,
+            "present": self.present,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """A measurable predicate over a run's `summary.json`.
+
+    Declarative on purpose: it is written into the run's `meta.json`, so a
+    report (or, later, the diagnosis engine) can evaluate it from the run dir
+    alone, without importing the scenario.
+    """
+
+    metric: str  # a key of summary.json
+    op: Literal[">", ">=", "<", "<="]
+    threshold: float
+    description: str
+
+    def evaluate(self, summary: Mapping[str, Any]) -> SymptomResult:
+        raw = summary.get(self.metric)
+        value = float(raw) if isinstance(raw, int | float) else None
+        present = value is not None and _OPERATORS[self.op](value, self.threshold)
+        return SymptomResult(self.metric, value, self.threshold, self.op, present, self.description)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "op": self.op,
+            "threshold": self.threshold,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Symptom:
+        return cls(
+            metric=data["metric"],
+            op=data["op"],
+            threshold=float(data["threshold"]),
+            description=data.get("description", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One incident of the catalogue.
+
+    `faulty` and `fixed` are factories: each takes the validated parameters and
+    returns the implementation of the seam. A worker builds each variant once
+    per parameter set and keeps it, so state such as a cache lives as long as
+    the worker, exactly as it would in production.
+    """
+
+    slug: str
+    title: str
+    seeds: tuple[int, ...]
+    kind: Kind
+    summary: str
+    faulty: Callable[[Any], Any]
+    fixed: Callable[[Any], Any]
+    symptom: Symptom
+    params: type[BaseModel] = NoParams
+    requires: tuple[str, ...] = ()
+    workload: str = "shop"  # a module of loadtests/workloads
+    # The load that makes the symptom visible in a short run on 2 cores.
+    default_load: Mapping[str, Any] = field(default_factory=dict)
+    diagnosis: str = ""  # markdown: signal, tool, exact command, follow-up answers
+    # Which profile tells this story: "memory" runs memray with its leaks view.
+    profile_hint: Literal["cpu", "memory"] = "cpu"
+
+    def build(self, variant: Variant, params: BaseModel) -> Any:
+        factory = self.faulty if variant == "faulty" else self.fixed
+        return factory(params)
+
+    def describe(self) -> dict[str, Any]:
+        """The machine-readable card used by `lab scenarios --json` and the admin API."""
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "seeds": list(self.seeds),
+            "kind": self.kind,
+            "requires": list(self.requires),
+            "workload": self.workload,
+            "summary": self.summary,
+            "symptom": self.symptom.as_dict(),
+            "params": self.params.model_json_schema().get("properties", {}),
+        }

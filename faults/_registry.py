@@ -1,0 +1,157 @@
+"""Find the scenarios and hand the app the right implementation of a seam.
+
+Discovery walks this package: every public module that defines `SCENARIO` is
+a scenario. There is no hand-kept list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from faults._contract import Scenario, Variant
+from faults._toggles import ToggleStore
+
+__all__ = [
+    "FaultRuntime",
+    "InvalidParams",
+    "UnknownScenario",
+    "all_scenarios",
+    "get",
+    "runtime",
+    "validate_params",
+]
+
+
+class UnknownScenario(LookupError):
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+        self.valid = sorted(s.slug for s in all_scenarios())
+        super().__init__(f"unknown scenario '{slug}'; valid scenarios: {', '.join(self.valid)}")
+
+
+class InvalidParams(ValueError):
+    def __init__(self, scenario: Scenario, errors: list[str]) -> None:
+        self.slug = scenario.slug
+        self.errors = errors
+        schema = scenario.params.model_json_schema().get("properties", {})
+        self.valid = {name: _describe_field(spec) for name, spec in schema.items()}
+        accepted = "; ".join(f"{k}: {v}" for k, v in self.valid.items()) or "none"
+        super().__init__(
+            f"bad parameters for '{scenario.slug}': {'; '.join(errors)}. Accepted: {accepted}"
+        )
+
+
+def _describe_field(spec: dict[str, Any]) -> str:
+    bits = [spec.get("type", "any")]
+    for key, word in (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">")):
+        if key in spec:
+            bits.append(f"{word} {spec[key]}")
+    if "enum" in spec:
+        bits.append("one of " + ", ".join(map(str, spec["enum"])))
+    if "default" in spec:
+        bits.append(f"default {spec['default']}")
+    return " ".join(str(b) for b in bits)
+
+
+@cache
+def _discover() -> dict[str, Scenario]:
+    import faults
+
+    found: dict[str, Scenario] = {}
+    for info in pkgutil.iter_modules(faults.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"faults.{info.name}")
+        scenario = getattr(module, "SCENARIO", None)
+        if not isinstance(scenario, Scenario):
+            continue
+        if scenario.slug in found:
+            raise RuntimeError(f"two scenario modules declare the slug '{scenario.slug}'")
+        found[scenario.slug] = scenario
+    return dict(sorted(found.items()))
+
+
+def all_scenarios() -> list[Scenario]:
+    return list(_discover().values())
+
+
+def get(slug: str) -> Scenario:
+    try:
+        return _discover()[slug]
+    except KeyError:
+        raise UnknownScenario(slug) from None
+
+
+def validate_params(scenario: Scenario, params: dict[str, Any] | None) -> BaseModel:
+    try:
+        return scenario.params.model_validate(params or {})
+    except ValidationError as exc:
+        errors = [
+            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise InvalidParams(scenario, errors) from None
+
+
+class FaultRuntime:
+    """One per process: reads toggles and keeps each built implementation.
+
+    With `seams=False` (the benchmark's "instrumentation off" baseline) the
+    toggle store is never read and every seam is the fixed variant.
+    """
+
+    def __init__(self, store: ToggleStore | None, seams: bool = True) -> None:
+        self.store = store
+        self.seams = seams
+        self._built: dict[tuple[str, Variant, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def variant(self, slug: str) -> tuple[Variant, dict[str, Any]]:
+        if not self.seams or self.store is None:
+            return "fixed", {}
+        entry = self.store.active().get(slug)
+        if entry is None:
+            return "fixed", {}
+        return "faulty", entry.get("params", {})
+
+    def pick(self, slug: str) -> Any:
+        """The implementation of `slug`'s seam that is on right now."""
+        variant, raw_params = self.variant(slug)
+        key = (slug, variant, repr(sorted(raw_params.items())))
+        built = self._built.get(key)
+        if built is None:
+            with self._lock:
+                built = self._built.get(key)
+                if built is None:
+                    scenario = get(slug)
+                    # Params were validated when the toggle was written; fall back
+                    # to defaults rather than crash a request on a hand-edited file.
+                    try:
+                        params = validate_params(scenario, raw_params)
+                    except InvalidParams:
+                        params = scenario.params()
+                    built = scenario.build(variant, params)
+                    self._built[key] = built
+        return built
+
+
+_runtime = FaultRuntime(store=None)
+_runtime_guard = threading.Lock()
+
+
+def runtime() -> FaultRuntime:
+    return _runtime
+
+
+def configure(store: ToggleStore | None, seams: bool = True) -> FaultRuntime:
+    """Called once by the app factory with the settings' toggle store."""
+    global _runtime
+    with _runtime_guard:
+        _runtime = FaultRuntime(store=store, seams=seams)
+    return _runtime

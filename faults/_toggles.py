@@ -1,0 +1,106 @@
+"""Where the on/off state of the faults lives: outside any one process.
+
+gunicorn runs several workers, and a toggle must reach all of them within a
+second, so the state cannot be a module global. It is a small JSON file,
+replaced atomically on every change; each worker re-reads it when its mtime
+changes, checking at most every `poll_interval` seconds so the hot path costs
+one `os.stat` a few times a second, not one per request.
+
+The file maps each active slug to its parameters:
+
+    {"version": 3, "active": {"memory-leak": {"params": {"entry_kb": 8}, "since": 1764059000.1}}}
+
+A slug that is absent is off, which means the app serves the *fixed* variant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ToggleState", "ToggleStore"]
+
+ToggleState = dict[str, dict[str, Any]]
+
+
+class ToggleStore:
+    def __init__(self, path: str | os.PathLike[str], poll_interval: float = 0.2) -> None:
+        self.path = Path(path)
+        self.poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._cached: ToggleState = {}
+        self._cached_mtime: int | None = None
+        self._next_check = 0.0
+
+    # -- reading (hot path) -------------------------------------------------
+
+    def active(self) -> ToggleState:
+        """The active faults, at most `poll_interval` seconds old."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return self._cached
+        with self._lock:
+            self._next_check = now + self.poll_interval
+            try:
+                mtime = self.path.stat().st_mtime_ns
+            except FileNotFoundError:
+                self._cached, self._cached_mtime = {}, None
+                return self._cached
+            if mtime != self._cached_mtime:
+                self._cached = self._read()
+                self._cached_mtime = mtime
+        return self._cached
+
+    def _read(self) -> ToggleState:
+        try:
+            data = json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        active = data.get("active", {})
+        return active if isinstance(active, dict) else {}
+
+    # -- writing (admin API, lab runner) -------------------------------------
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[ToggleState]:
+        """Read-modify-write under an flock, so two writers never lose an update."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_suffix(self.path.suffix + ".lock")
+        with lock_path.open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                state = self._read()
+                yield state
+                self._write(state)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        self._next_check = 0.0  # our own next read sees the change at once
+
+    def _write(self, state: ToggleState) -> None:
+        payload = {"version": time.time_ns(), "active": state}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".toggles-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    def enable(self, slug: str, params: dict[str, Any]) -> None:
+        with self._exclusive() as state:
+            state[slug] = {"params": params, "since": time.time()}
+
+    def disable(self, slug: str) -> bool:
+        with self._exclusive() as state:
+            return state.pop(slug, None) is not None
+
+    def reset(self) -> list[str]:
+        with self._exclusive() as state:
+            was = sorted(state)
+            state.clear()
+        return was

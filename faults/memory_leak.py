@@ -1,0 +1,158 @@
+"""memory-leak (seed 2): a per-request page cache that is never evicted.
+
+The incident: product pages are personalised (session, currency), so someone
+caches the rendered page "to save the DB round trip" in a module-level dict
+keyed by everything that makes it personal. Almost every request has a new
+key, nothing is ever removed, and the worker's RSS climbs with the request
+count until the OOM killer restarts it.
+
+Seam: `faults.pick("memory-leak")` returns the product page cache the route
+`GET /products/{product_id}` uses. Diff the two classes below: the fix is a
+bound (LRU) and an expiry (TTL), nothing else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from faults._contract import Scenario, Symptom
+
+__all__ = ["SCENARIO", "BoundedTTLPageCache", "PageCache", "PageCacheParams", "UnboundedPageCache"]
+
+CACHE_NAME = "product_page"
+
+
+class PageCacheParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    related: int = Field(
+        20, ge=0, le=200, description="related products rendered into each page (its size)"
+    )
+    max_entries: int = Field(1024, ge=1, le=1_000_000, description="fixed: LRU bound")
+    ttl_seconds: float = Field(30.0, gt=0, le=86_400, description="fixed: entry lifetime")
+
+
+class PageCache(Protocol):
+    related: int
+
+    def get(self, key: tuple[int, str, str]) -> bytes | None: ...
+    def put(self, key: tuple[int, str, str], page: bytes) -> None: ...
+    def __len__(self) -> int: ...
+
+
+# --- faulty -----------------------------------------------------------------
+
+_RENDERED_PAGES: dict[tuple[int, str, str], bytes] = {}
+
+
+class UnboundedPageCache:
+    """Every rendered page is kept forever: the key is per session, so it never repeats."""
+
+    def __init__(self, params: PageCacheParams) -> None:
+        self.related = params.related
+
+    def get(self, key: tuple[int, str, str]) -> bytes | None:
+        return _RENDERED_PAGES.get(key)
+
+    def put(self, key: tuple[int, str, str], page: bytes) -> None:
+        _RENDERED_PAGES[key] = page
+
+    def __len__(self) -> int:
+        return len(_RENDERED_PAGES)
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class BoundedTTLPageCache:
+    """At most `max_entries` pages, each at most `ttl_seconds` old; least recently used goes first."""
+
+    def __init__(self, params: PageCacheParams) -> None:
+        self.related = params.related
+        self.max_entries = params.max_entries
+        self.ttl = params.ttl_seconds
+        self._pages: OrderedDict[tuple[int, str, str], tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()  # sync routes run in a threadpool
+
+    def get(self, key: tuple[int, str, str]) -> bytes | None:
+        with self._lock:
+            entry = self._pages.get(key)
+            if entry is None:
+                return None
+            expires, page = entry
+            if expires < time.monotonic():
+                del self._pages[key]
+                return None
+            self._pages.move_to_end(key)
+            return page
+
+    def put(self, key: tuple[int, str, str], page: bytes) -> None:
+        with self._lock:
+            self._pages[key] = (time.monotonic() + self.ttl, page)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.max_entries:
+                self._pages.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+
+SCENARIO = Scenario(
+    slug="memory-leak",
+    title="High memory usage after many requests (unbounded per-request cache)",
+    seeds=(2,),
+    kind="fault",
+    summary=(
+        "Rendered product pages are cached in a module-level dict keyed per session; "
+        "nothing is evicted, so RSS grows with every request. Fix: a bounded TTL/LRU cache."
+    ),
+    faulty=UnboundedPageCache,
+    fixed=BoundedTTLPageCache,
+    params=PageCacheParams,
+    # Measured on 2 cores, 50 users, 15 s: faulty 25-40 MB per 10k requests,
+    # fixed < 1 MB once its 2048 entries are full (see the test and README).
+    symptom=Symptom(
+        metric="rss_slope_mb_per_10k_requests",
+        op=">",
+        threshold=10.0,
+        description="app RSS keeps growing with the request count after warm-up",
+    ),
+    workload="shop",
+    default_load={"users": 50, "duration": "30s"},
+    profile_hint="memory",
+    diagnosis="""\
+**What you see.** RSS climbs in a straight line against the request count
+(report: *RSS vs requests*), `cache_entries{cache="product_page"}` grows without
+bound, latency is unchanged until the box swaps or the worker is OOM-killed.
+The fixed run's RSS flattens once the cache holds `max_entries` pages.
+
+**Find it.**
+1. Confirm it is a leak, not a high-water mark: RSS slope per 10k requests
+   (`summary.json: rss_slope_mb_per_10k_requests`) stays > 0 after warm-up.
+2. Name the allocation site: `make fault=memory-leak load profile=memray`
+   runs the app under `memray run` with `PYTHONMALLOC=malloc`; the report
+   quotes the top sites still allocated at exit and links the leaks
+   flamegraph, which points at `UnboundedPageCache.put` in `faults/memory_leak.py`.
+3. In production, `tracemalloc` snapshots diffed a few minutes apart give
+   the same answer with no extra tooling; `py-spy dump` will not (it shows
+   where time goes, not memory).
+
+**Which profiling tools?** memray (native and Python allocations, leaks view,
+flamegraphs), tracemalloc (stdlib, snapshot diffs), objgraph / gc.get_objects
+for "who holds this", and RSS from `/metrics` or psutil to prove the slope.
+
+**Patterns in FastAPI code that leak:** module-level dicts/lists used as caches
+or registries; `functools.lru_cache(maxsize=None)` on functions whose arguments
+come from the request; appending to `app.state`; WebSocket connection sets that
+never drop closed sockets; background tasks or closures that keep the Request
+alive; per-request `create_engine()` or HTTP clients that are never closed.
+
+**Fix.** Bound every cache (LRU size) and expire it (TTL), or move it to Redis
+with a TTL so it is shared by workers and survives restarts.
+""",
+)

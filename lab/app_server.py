@@ -1,0 +1,114 @@
+"""Start the target app the way production would: uvicorn, or gunicorn + uvicorn workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from lab.errors import LabError
+from lab.processes import Child
+
+__all__ = ["AppConfig", "AppServer", "app_command"]
+
+@dataclass
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def server(self) -> str:
+        return "gunicorn" if self.workers > 1 else "uvicorn"
+
+
+def app_command(config: AppConfig) -> list[str]:
+    if config.workers > 1:
+        import target_app
+
+        conf = Path(target_app.__file__).parent / "gunicorn_conf.py"
+        return [
+            sys.executable, "-m", "gunicorn", "-c", str(conf),
+            "--bind", f"{config.host}:{config.port}", "--workers", str(config.workers),
+            "target_app.main:create_app()",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "uvicorn", "--factory", "target_app.main:create_app",
+        "--host", config.host, "--port", str(config.port),
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
+class AppServer:
+    """The app as a child process; `start()` returns once /readyz answers 200."""
+
+    def __init__(self, config: AppConfig, log_path: Path, multiproc_dir: Path | None) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.multiproc_dir = multiproc_dir
+        self.child: Child | None = None
+        self.command: list[str] = []
+
+    def environment(self) -> dict[str, str]:
+        env = {**os.environ, **self.config.env}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.multiproc_dir is not None:
+            shutil.rmtree(self.multiproc_dir, ignore_errors=True)
+            self.multiproc_dir.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.multiproc_dir)
+        else:
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        return env
+
+    def start(
+        self,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.command = command or app_command(self.config)
+        self.child = Child("app", self.command, env or self.environment(), self.log_path)
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.child is not None
+        deadline = time.monotonic() + timeout
+        url = f"{self.config.base_url}/readyz"
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not self.child.alive():
+                    raise LabError(
+                        f"the app exited during start-up (code {self.child.process.poll()}); "
+                        f"its last log lines, from {self.log_path}:\n{self.child.tail()}"
+                    )
+                try:
+                    if client.get(url).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+        raise LabError(
+            f"the app did not become ready on {self.config.base_url} within {timeout:.0f} s; "
+            f"see {self.log_path}"
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.child is not None
+        return self.child.pid
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop(timeout=20.0)
+        if self.multiproc_dir is not None:
+            shutil.rmtree(self.multiproc_dir, ignore_errors=True)

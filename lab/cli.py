@@ -1,0 +1,254 @@
+"""`lab`: argument parsing only. The work is in lab/commands/ and lab/runner.py.
+
+Conventions every command follows: progress and messages go to stderr; the
+last line on stdout is where the output went (a run dir, a comparison dir), so
+`RUN=$(lab run memory-leak)` works in scripts. A user mistake is one sentence
+on stderr and exit code 2; an interrupted run exits 130 with its partial report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from lab.errors import LabError
+from lab.paths import parse_duration
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="A chaos and load diagnosis lab for FastAPI: reproduce, see, fix, prove.",
+)
+err = Console(stderr=True)
+
+Duration = Annotated[str, typer.Option("--duration", "-d", help="load duration: 30s, 2m, 90")]
+Users = Annotated[int, typer.Option("--users", "-u", help="concurrent Locust users")]
+SpawnRate = Annotated[
+    float | None, typer.Option("--spawn-rate", "-r", help="users started per second")
+]
+Shape = Annotated[str, typer.Option(help="load shape: constant, step or spike")]
+Workers = Annotated[
+    int, typer.Option("--workers", "-w", help="app workers (>1: gunicorn + uvicorn workers)")
+]
+Profile = Annotated[str, typer.Option("--profile", "-p", help="none, py-spy or memray")]
+Out = Annotated[Path, typer.Option("--out", help="where run dirs go")]
+Params = Annotated[
+    list[str] | None,
+    typer.Option("--param", help="scenario parameter name=value (repeatable)"),
+]
+Rows = Annotated[int, typer.Option("--rows", help="products in the seeded shop database")]
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise LabError(f"--param takes name=value, got '{item}'")
+        name, raw = item.split("=", 1)
+        try:
+            params[name.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name.strip()] = raw
+    return params
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise LabError(f"--duration: {exc}") from None
+
+
+def _options(slug: str, fixed: bool, duration: str, users: int, spawn_rate: float | None,
+             shape: str, workers: int, profile: str, out: Path, param: list[str] | None,
+             rows: int) -> Any:  # fmt: skip
+    from lab.runner import RunOptions
+
+    return RunOptions(
+        slug=slug, fixed=fixed, duration_s=_duration(duration), users=users,
+        spawn_rate=spawn_rate, shape=shape, workers=workers, profile=profile, out=out,
+        params=_parse_params(param), seed_rows=rows,
+    )  # fmt: skip
+
+
+def _finish_run(result: Any) -> None:
+    summary = result.summary or {}
+    symptom = summary.get("symptom") or {}
+    if symptom:
+        word = "PRESENT" if symptom.get("present") else "absent"
+        err.print(
+            f"symptom {word}: {symptom.get('name')} = {symptom.get('value')} "
+            f"({symptom.get('op')} {symptom.get('threshold')} means present)"
+        )
+    err.print(f"report: {result.run_dir / 'report.html'}")
+    if result.status == "failed":
+        err.print(f"[red]run failed:[/] {result.error}")
+    elif result.status == "interrupted":
+        err.print("[yellow]run interrupted: the partial report above holds what was measured")
+    print(result.run_dir)
+    if result.status == "failed":
+        raise typer.Exit(1)
+    if result.status == "interrupted":
+        raise typer.Exit(130)
+
+
+@app.command("scenarios")
+def scenarios_cmd(
+    slug: Annotated[str | None, typer.Argument(help="show one scenario's page")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """The catalogue: slug, seed questions, needs. With SLUG: that scenario's page."""
+    from lab.commands import scenarios
+
+    scenarios.run(slug, as_json)
+
+
+@app.command("run")
+def run_cmd(
+    slug: Annotated[str, typer.Argument(help="scenario slug, see `lab scenarios`")],
+    fixed: Annotated[bool, typer.Option("--fixed", help="the fixed variant")] = False,
+    duration: Duration = "30s",
+    users: Users = 50,
+    spawn_rate: SpawnRate = None,
+    shape: Shape = "constant",
+    workers: Workers = 1,
+    profile: Profile = "none",
+    out: Out = Path("runs"),
+    param: Params = None,
+    rows: Rows = 10_000,
+) -> None:
+    """Run a scenario variant under load; print the run dir last."""
+    from lab.runner import run
+
+    options = _options(slug, fixed, duration, users, spawn_rate, shape, workers, profile, out,
+                       param, rows)  # fmt: skip
+    _finish_run(run(options, err))
+
+
+@app.command("prove")
+def prove_cmd(
+    slug: Annotated[str, typer.Argument(help="scenario slug")],
+    duration: Duration = "30s",
+    users: Users = 50,
+    spawn_rate: SpawnRate = None,
+    shape: Shape = "constant",
+    workers: Workers = 1,
+    profile: Profile = "none",
+    out: Out = Path("runs"),
+    param: Params = None,
+    rows: Rows = 10_000,
+) -> None:
+    """Faulty then fixed under the same load, then the before/after comparison."""
+    from lab.commands import prove
+
+    options = _options(slug, False, duration, users, spawn_rate, shape, workers, profile, out,
+                       param, rows)  # fmt: skip
+    out_dir, before, after = prove.run(options, err)
+    _print_comparison(out_dir)
+
+
+def _print_comparison(out_dir: Path) -> None:
+    data = json.loads((out_dir / "comparison.json").read_text())
+    err.print(f"[bold]{data.get('headline', '')}")
+    for metric in data.get("metrics", []):
+        if metric.get("ratio") is None:
+            continue
+        significant = metric.get("significant")
+        noise = {True: "beyond noise", False: "within noise", None: "not tested"}[significant]
+        err.print(
+            f"  {metric['name']:32} {metric['before']:>10.4g} -> {metric['after']:<10.4g} "
+            f"x{metric['ratio']:<6.2f} {noise}"
+        )
+    err.print(f"comparison: {out_dir / 'comparison.html'}")
+    print(out_dir)
+
+
+@app.command("compare")
+def compare_cmd(
+    before: Annotated[Path, typer.Argument(help="run dir before the fix")],
+    after: Annotated[Path, typer.Argument(help="run dir after the fix")],
+    out: Annotated[Path | None, typer.Option("--out", help="comparison dir")] = None,
+) -> None:
+    """Compare two runs; print the comparison dir last."""
+    from lab.commands import compare
+
+    _print_comparison(compare.run(before, after, out))
+
+
+@app.command("report")
+def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run dir")]) -> None:
+    """Rebuild a run's report from its run dir alone."""
+    from lab.commands import report
+
+    out = report.run(run_dir)
+    err.print(f"report: {out / 'report.html'}")
+    print(out)
+
+
+@app.command("serve")
+def serve_cmd(
+    slug: Annotated[str | None, typer.Argument(help="scenario to switch on")] = None,
+    fixed: Annotated[bool, typer.Option("--fixed")] = False,
+    workers: Workers = 1,
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    param: Params = None,
+    rows: Rows = 10_000,
+) -> None:
+    """The app alone in the foreground, with a scenario's variant on."""
+    from lab.commands import serve
+
+    raise typer.Exit(serve.run(slug, fixed, workers, port, _parse_params(param), rows, err))
+
+
+@app.command("seed")
+def seed_cmd(
+    rows: Rows = 10_000,
+    database_url: Annotated[str | None, typer.Option("--database-url")] = None,
+) -> None:
+    """Migrate and fill the shop database with deterministic data."""
+    from lab.commands import seed
+
+    counts = seed.run(rows, database_url, err)
+    err.print(", ".join(f"{k}: {v:,}" for k, v in counts.items()))
+
+
+@app.command("bench")
+def bench_cmd(
+    duration: Duration = "10s",
+    users: Users = 32,
+    rounds: Annotated[int, typer.Option(help="A/B alternations")] = 3,
+    out: Out = Path("runs/bench"),
+) -> None:
+    """Instrumentation overhead and load-driver headroom, measured side by side."""
+    from lab.commands import bench
+
+    print(bench.run(_duration(duration), users, rounds, out, err))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except LabError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,366 @@
+"""One run: the app with a scenario's variant on, Locust load, sampling, profile, report.
+
+Phases, in order: validate (nothing started yet) -> prepare (data, toggles)
+-> start (app, sampler, profiler, load) -> watch -> clean up -> report.
+Clean-up is its own phase and always runs, after success, failure, Ctrl-C or
+SIGTERM alike: load stopped, profiler flushed, toggles reset, app stopped,
+meta.json closed, and a (possibly partial) report written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psutil
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+import faults
+import lab
+from lab.app_server import AppConfig, AppServer
+from lab.errors import LabError
+from lab.load import LoadConfig, LocustRun, latest_stats
+from lab.paths import lab_home, new_run_dir
+from lab.processes import free_port
+from lab.profilers import PROFILERS, make_profiler
+from lab.sampler import Sampler
+from loadtests.shapes import SHAPES
+from loadtests.workloads import available as available_workloads
+
+__all__ = ["RunOptions", "RunResult", "run"]
+
+log = logging.getLogger("lab.runner")
+
+
+@dataclass
+class RunOptions:
+    slug: str
+    fixed: bool = False
+    duration_s: float = 30.0
+    users: int = 50
+    spawn_rate: float | None = None
+    shape: str = "constant"
+    workers: int = 1
+    profile: str = "none"
+    out: Path = Path("runs")
+    params: dict[str, Any] = field(default_factory=dict)
+    seed_rows: int = 10_000
+
+    @property
+    def variant(self) -> faults.Variant:
+        return "fixed" if self.fixed else "faulty"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # completed | interrupted | failed
+    error: str | None
+    summary: dict[str, Any]
+
+
+def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel]:
+    try:
+        scenario = faults.get(options.slug)
+    except faults.UnknownScenario as exc:
+        raise LabError(f"{exc}. See `lab scenarios`.") from None
+    try:
+        params = faults.validate_params(scenario, options.params)
+    except faults.InvalidParams as exc:
+        raise LabError(str(exc)) from None
+    checks = [
+        (options.duration_s > 0, f"--duration must be positive, got {options.duration_s}"),
+        (options.users >= 1, f"--users must be at least 1, got {options.users}"),
+        (options.workers >= 1, f"--workers must be at least 1, got {options.workers}"),
+        (options.spawn_rate is None or options.spawn_rate > 0, "--spawn-rate must be positive"),
+        (options.shape in SHAPES, f"unknown shape '{options.shape}'; valid: {', '.join(SHAPES)}"),
+        (
+            options.profile in PROFILERS,
+            f"unknown profiler '{options.profile}'; valid: {', '.join(PROFILERS)}",
+        ),
+        (
+            scenario.workload in available_workloads(),
+            f"scenario '{scenario.slug}' names workload '{scenario.workload}', which loadtests/ lacks",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise LabError(message)
+    missing = [need for need in scenario.requires if need not in _available_services()]
+    if missing:
+        raise LabError(
+            f"scenario '{scenario.slug}' needs {', '.join(missing)}, which is not running; "
+            "start the lab's services with `make up`"
+        )
+    return scenario, params
+
+
+def _available_services() -> set[str]:
+    # Services arrive with the services issue; until then only the embedded ones.
+    return set()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "lab": lab.__version__}
+    for dist in ("fastapi", "uvicorn", "gunicorn", "locust", "sqlalchemy", "py-spy", "memray"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip() or None  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """`kill <lab>` is treated like Ctrl-C: the same clean-up runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _uninterruptible() -> Iterator[None]:
+    """A second Ctrl-C must not cut the clean-up short and leave orphans behind."""
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _prepare_database(rows: int, console: Console) -> str:
+    from target_app.seed import seed
+
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{lab_home()}/data/shop-{rows}.sqlite"
+    with Progress(
+        TextColumn("seeding {task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}"),
+        console=console, transient=True,
+    ) as progress:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def report(table: str, done: int, total: int) -> None:
+            if table not in tasks:
+                tasks[table] = progress.add_task(table, total=total)
+            progress.update(tasks[table], completed=done)
+
+        seed(url, rows, progress=report)
+    return url
+
+
+def _live_line(run_dir: Path, sampler: Sampler | None) -> str:
+    stats = latest_stats(run_dir)
+    rss = (sampler.latest.get("lab_app_rss_bytes") if sampler else None) or 0.0
+    requests = stats.get("requests", 0.0)
+    errors = stats.get("failures", 0.0) / requests * 100 if requests else 0.0
+    return (
+        f"RPS {stats.get('rps', 0):7.0f} | p95 {stats.get('p95_ms', 0):6.0f} ms | "
+        f"RSS {rss / 2**20:7.1f} MB | errors {errors:4.1f}% | users {stats.get('users', 0):.0f}"
+    )
+
+
+def _watch(
+    locust: LocustRun, app: AppServer, sampler: Sampler, duration: float, run_dir: Path,
+    console: Console, label: str,
+) -> None:  # fmt: skip
+    columns = (
+        SpinnerColumn(), TextColumn(f"[bold]{label}"), BarColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[live]}"),
+    )  # fmt: skip
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("load", total=duration, live="starting Locust")
+        start = time.monotonic()
+        hard_stop = duration + 30.0
+        while locust.running():
+            elapsed = time.monotonic() - start
+            if app.child is not None and not app.child.alive():
+                raise LabError(
+                    f"the app died during the load (exit code {app.child.process.poll()}); "
+                    f"see {app.log_path}"
+                )
+            if elapsed > hard_stop:
+                log.warning("Locust did not stop by itself after %.0f s; stopping it", elapsed)
+                break
+            progress.update(task, completed=min(elapsed, duration), live=_live_line(run_dir, sampler))
+            time.sleep(0.5)
+        progress.update(task, completed=duration, live=_live_line(run_dir, sampler))
+    code = locust.child.process.poll() if locust.child else None
+    if code not in (None, 0):
+        tail = locust.child.tail(8) if locust.child else ""
+        raise LabError(f"Locust exited with code {code}; see {run_dir / 'locust.log'}:\n{tail}")
+
+
+def _guarded(step: str, errors: list[str], action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception as exc:  # clean-up goes on; the failure is recorded in meta.json
+        log.exception("clean-up step %s failed", step)
+        errors.append(f"{step}: {exc}")
+
+
+def run(options: RunOptions, console: Console | None = None) -> RunResult:
+    """Run one scenario variant under load. Raises LabError before anything starts."""
+    from reports import build_report
+
+    console = console or Console(stderr=True)
+    scenario, params = _validate(options)
+    run_dir = new_run_dir(options.out, scenario.slug, options.variant)
+    state_dir = lab_home() / "state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = faults.ToggleStore(state_dir / f"{run_dir.name}.json")
+    load = LoadConfig(
+        workload=scenario.workload, shape=options.shape, users=options.users,
+        spawn_rate=options.spawn_rate or float(options.users), duration_s=options.duration_s,
+        seed_rows=options.seed_rows,
+    )  # fmt: skip
+    app_config = AppConfig(port=free_port(), workers=options.workers)
+    meta: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "scenario": scenario.slug, "title": scenario.title, "seeds": list(scenario.seeds),
+        "kind": scenario.kind, "variant": options.variant,
+        "params": params.model_dump(mode="json"), "symptom": scenario.symptom.as_dict(),
+        "load": load.as_dict(),
+        "app": {"server": app_config.server, "workers": app_config.workers,
+                "host": app_config.host, "port": app_config.port,
+                "state_file": str(store.path), "command": []},
+        "profile": options.profile, "status": "running", "error": None,
+        "started_at": _now(), "load_started_at": None, "load_ended_at": None,
+        "ended_at": None,
+        "versions": _versions(), "git_commit": _git_commit(),
+        "machine": {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
+                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                    "platform": platform.platform()},
+    }  # fmt: skip
+    _write_json(run_dir / "meta.json", meta)
+    console.print(
+        f"[bold]{scenario.slug}[/] ({options.variant}) - {scenario.title}\n"
+        f"load: {load.users} users, {load.shape}, {load.duration_s:g} s; "
+        f"app: {app_config.server} x{app_config.workers}; profile: {options.profile}"
+    )
+
+    status, error = "failed", None
+    app: AppServer | None = None
+    sampler: Sampler | None = None
+    locust: LocustRun | None = None
+    profiler = None
+    cleanup_errors: list[str] = []
+    with _sigterm_as_interrupt():
+        try:
+            database_url = _prepare_database(options.seed_rows, console)
+            store.reset()
+            if options.variant == "faulty":
+                store.enable(scenario.slug, params.model_dump(mode="json"))
+            app_config.env = {
+                "DATABASE_URL": database_url,
+                "LAB_STATE_FILE": str(store.path),
+                "LAB_ADMIN_ENABLED": "true",
+                "LAB_ADMIN_TOKEN": secrets.token_urlsafe(24),
+                "LAB_ENV": "development",
+                "FAULTS": "",
+            }
+            multiproc = lab_home() / "prometheus" / run_dir.name if options.workers > 1 else None
+            app = AppServer(app_config, run_dir / "app.log", multiproc)
+            command, env = list(_app_command(app)), app.environment()
+            profiler = make_profiler(
+                options.profile, run_dir,
+                leaks=scenario.profile_hint == "memory", workers=options.workers,
+            )  # fmt: skip
+            if profiler is not None:
+                command, env = profiler.wrap(command, env)
+            meta["app"]["command"] = command
+            with console.status("starting the app"):
+                app.start(command, env, timeout=90.0 if profiler else 60.0)
+            sampler = Sampler(f"{app_config.base_url}/metrics", run_dir / "metrics.csv",
+                              app_pid=lambda: app.pid if app else None)  # fmt: skip
+            sampler.start()
+            if profiler is not None:
+                profiler.attach(app.pid)
+            locust = LocustRun(load, app_config.base_url, run_dir)
+            meta["load_started_at"] = _now()
+            locust.start()
+            assert locust.child is not None
+            sampler.locust_pid = locust.child.pid
+            _watch(locust, app, sampler, load.duration_s, run_dir, console,
+                   f"{scenario.slug} ({options.variant})")  # fmt: skip
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            console.print("[yellow]interrupted: stopping everything and keeping what was measured")
+        except LabError as exc:
+            status, error = "failed", str(exc)
+        finally:
+            with _uninterruptible():
+                if locust is not None:
+                    _guarded("stop Locust", cleanup_errors, locust.stop)
+                    meta["load_ended_at"] = _now()
+                if sampler is not None:
+                    _guarded("stop sampler", cleanup_errors, sampler.stop)
+                if profiler is not None:
+                    _guarded("stop profiler", cleanup_errors, profiler.detach)
+                _guarded("reset toggles", cleanup_errors, store.reset)
+                if app is not None:
+                    _guarded("stop app", cleanup_errors, app.stop)
+                if profiler is not None:
+                    with console.status(f"writing the {options.profile} profile"):
+                        _guarded("finalize profile", cleanup_errors, profiler.finalize)
+                meta.update(status=status, error=error, ended_at=_now())
+                if cleanup_errors:
+                    meta["cleanup_errors"] = cleanup_errors
+                _write_json(run_dir / "meta.json", meta)
+                summary: dict[str, Any] = {}
+                with console.status("building the report"):
+                    _guarded("build report", cleanup_errors, lambda: build_report(run_dir))
+                with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                    summary = json.loads((run_dir / "summary.json").read_text())
+                with contextlib.suppress(FileNotFoundError):
+                    store.path.unlink()
+    return RunResult(run_dir, status, error, summary)
+
+
+def _app_command(app: AppServer) -> list[str]:
+    from lab.app_server import app_command
+
+    return app_command(app.config)

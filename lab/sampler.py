@@ -1,0 +1,111 @@
+"""Every second: the app's /metrics and the CPU/RSS of the app and of Locust.
+
+Written to `metrics.csv` in the long format of docs/run-dir.md, flushed each
+second so an interrupted run keeps what it measured. The latest values are
+kept for the live progress line.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from lab.processes import tree_of
+
+__all__ = ["Sampler"]
+
+_HEADER = ["ts", "t", "name", "labels", "value"]
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return "|".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def _tree_usage(pid: int | None) -> tuple[float, float, int] | None:
+    """(rss bytes, cpu seconds, processes) of a process tree."""
+    if pid is None:
+        return None
+    rss = cpu = 0.0
+    procs = tree_of(pid)
+    for proc in procs:
+        try:
+            with proc.oneshot():
+                rss += proc.memory_info().rss
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+        except psutil.Error:
+            continue
+    return (rss, cpu, len(procs)) if procs else None
+
+
+class Sampler(threading.Thread):
+    def __init__(
+        self,
+        metrics_url: str,
+        out: Path,
+        app_pid: Callable[[], int | None],
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__(name="lab-sampler", daemon=True)
+        self.metrics_url = metrics_url
+        self.out = out
+        self.app_pid = app_pid
+        self.locust_pid: int | None = None
+        self.interval = interval
+        self.t0 = time.time()  # start the sampler when the load starts: t counts from here
+        self.latest: dict[str, float] = {}
+        self.errors = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        with self.out.open("a", newline="") as handle, httpx.Client(timeout=2.0) as client:
+            writer = csv.writer(handle)
+            if handle.tell() == 0:
+                writer.writerow(_HEADER)
+            next_tick = time.monotonic()
+            while not self._stop_event.is_set():
+                self._sample(client, writer)
+                handle.flush()
+                next_tick += self.interval
+                self._stop_event.wait(max(next_tick - time.monotonic(), 0))
+            self._sample(client, writer)  # one last sample at the end of the load
+
+    def _sample(self, client: httpx.Client, writer: Any) -> None:
+        ts = time.time()
+        t = round(ts - self.t0, 3)
+        rows: list[tuple[str, str, float]] = []
+        try:
+            text = client.get(self.metrics_url).text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name.endswith("_created"):
+                        continue
+                    rows.append((sample.name, _labels(sample.labels), float(sample.value)))
+        except (httpx.HTTPError, ValueError):
+            self.errors += 1  # the app is busy or gone: the process samples still count
+        for prefix, pid in (("lab_app", self.app_pid()), ("lab_locust", self.locust_pid)):
+            usage = _tree_usage(pid)
+            if usage is None:
+                continue
+            rss, cpu, count = usage
+            rows.append((f"{prefix}_rss_bytes", "", rss))
+            rows.append((f"{prefix}_cpu_seconds_total", "", cpu))
+            if prefix == "lab_app":
+                rows.append(("lab_app_processes", "", float(count)))
+        for name, labels, value in rows:
+            writer.writerow([f"{ts:.3f}", t, name, labels, repr(value)])
+        self.latest = {f"{n}{{{lab}}}" if lab else n: v for n, lab, v in rows}
+        self.latest["ts"] = ts
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=10)

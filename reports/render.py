@@ -1,0 +1,189 @@
+"""Render reports and comparisons to markdown and self-contained HTML (jinja2 templates)."""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+
+__all__ = [
+    "KEY_ROWS",
+    "fmt",
+    "key_rows",
+    "meta_sections",
+    "plot_entries",
+    "render_template",
+    "symptom_verdict",
+    "write_pair",
+]
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# (summary field, label, unit) of the key numbers table.
+KEY_ROWS: list[tuple[str, str, str]] = [
+    ("duration_s", "load duration", "s"),
+    ("requests", "requests", ""),
+    ("failures", "failures", ""),
+    ("error_rate", "error rate", "%"),
+    ("rps", "throughput", "req/s"),
+    ("p50_ms", "p50 response time (Locust)", "ms"),
+    ("p95_ms", "p95 response time (Locust)", "ms"),
+    ("p99_ms", "p99 response time (Locust)", "ms"),
+    ("max_ms", "max response time (Locust)", "ms"),
+    ("server_p95_ms", "p95 server-side duration", "ms"),
+    ("event_loop_lag_p99_ms", "event-loop lag p99", "ms"),
+    ("rss_start_mb", "app RSS at start", "MB"),
+    ("rss_end_mb", "app RSS at end", "MB"),
+    ("rss_peak_mb", "app RSS peak", "MB"),
+    ("rss_slope_mb_per_10k_requests", "RSS slope (after warm-up)", "MB / 10k requests"),
+    ("app_cpu_seconds", "app CPU time", "s"),
+    ("locust_cpu_seconds", "Locust CPU time", "s"),
+    ("app_cpu_ms_per_request", "app CPU per request", "ms"),
+]
+
+
+def fmt(value: Any, percent: bool = False) -> str:
+    """A number for people: "n/a" for None/NaN, a few significant digits otherwise."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "n/a" if math.isnan(value) else str(value)
+        if percent:
+            return f"{100 * value:.3g}"
+        a = abs(value)
+        if a == 0:
+            return "0"
+        if a >= 1000:
+            return f"{value:,.0f}"
+        if a >= 10:
+            return f"{value:.1f}"
+        if a >= 1:
+            return f"{value:.2f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return " ".join(value)
+    if isinstance(value, dict | list | tuple):
+        return orjson.dumps(value, default=str).decode()
+    return fmt(value) if isinstance(value, int | float) else str(value)
+
+
+def symptom_verdict(symptom: Mapping[str, Any] | None) -> tuple[str, str]:
+    """`(css class, sentence)` about the symptom of one run."""
+    if not symptom:
+        return "unknown", "Symptom not evaluated: meta.json has no symptom spec."
+    name, op, thr = symptom.get("name"), symptom.get("op"), symptom.get("threshold")
+    desc = symptom.get("description") or ""
+    tail = f" ({desc})" if desc else ""
+    value = symptom.get("value")
+    if value is None:
+        return "unknown", f"Symptom UNKNOWN: {name} could not be computed{tail}."
+    if symptom.get("present"):
+        return "present", f"Symptom PRESENT: {name} = {fmt(value)} {op} {fmt(thr)}{tail}"
+    return "absent", f"Symptom absent: {name} = {fmt(value)}, not {op} {fmt(thr)}{tail}"
+
+
+def key_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for key, label, unit in KEY_ROWS:
+        value = summary.get(key)
+        rows.append(
+            {"key": key, "label": label, "value": fmt(value, percent=unit == "%"), "unit": unit}
+        )
+    return rows
+
+
+def meta_sections(meta: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The parameters of the run, grouped, as strings."""
+
+    def items(value: Any) -> list[tuple[str, str]]:
+        if isinstance(value, Mapping):
+            return [(str(k), _plain(v)) for k, v in value.items()]
+        return [] if value is None else [("value", _plain(value))]
+
+    scenario = [
+        (k, _plain(meta[k])) for k in ("scenario", "title", "kind", "variant", "seeds") if k in meta
+    ]
+    run = [
+        (k, _plain(meta[k]))
+        for k in (
+            "run_id",
+            "status",
+            "error",
+            "profile",
+            "started_at",
+            "load_started_at",
+            "ended_at",
+            "git_commit",
+        )
+        if meta.get(k) is not None
+    ]
+    sections = [
+        ("Scenario", scenario),
+        ("Scenario parameters", items(meta.get("params"))),
+        ("Load", items(meta.get("load"))),
+        ("App", items(meta.get("app"))),
+        ("Run", run),
+        ("Versions", items(meta.get("versions"))),
+        ("Machine", items(meta.get("machine"))),
+    ]
+    return [(title, rows) for title, rows in sections if rows]
+
+
+def plot_entries(paths: Iterable[Path], base_dir: Path) -> list[dict[str, str]]:
+    """Per plot: name, path relative to base_dir (for markdown) and base64 PNG (for HTML)."""
+    out = []
+    for path in paths:
+        out.append(
+            {
+                "name": path.stem.replace("_", " "),
+                "rel": Path(os.path.relpath(path, base_dir)).as_posix(),
+                "b64": base64.b64encode(path.read_bytes()).decode("ascii"),
+            }
+        )
+    return out
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=lambda name: name is not None and ".html" in name,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["fmt"] = fmt
+    env.filters["md"] = _md_cell
+    return env
+
+
+def render_template(name: str, context: Mapping[str, Any]) -> str:
+    return _environment().get_template(name).render(**context)
+
+
+def write_pair(out_dir: Path, stem: str, context: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Render `<stem>.md.j2` and `<stem>.html.j2` into out_dir; returns (md, html) paths."""
+    md = out_dir / f"{stem}.md"
+    html = out_dir / f"{stem}.html"
+    md.write_text(render_template(f"{stem}.md.j2", context), encoding="utf-8")
+    html.write_text(render_template(f"{stem}.html.j2", context), encoding="utf-8")
+    return md, html

@@ -1,0 +1,223 @@
+"""The numbers of one run (`summary.json`), computed from the run dir alone."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import operator
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .evidence import Evidence, counter_total, load_evidence
+from .series import (
+    LAG_METRIC,
+    MB,
+    REQUESTS_METRIC,
+    SERVER_DURATION_METRIC,
+    rss_fit,
+    window_quantile,
+)
+
+__all__ = [
+    "SUMMARY_FIELDS",
+    "evaluate_symptom",
+    "load_or_build_summary",
+    "summarize",
+    "summarize_evidence",
+    "write_summary",
+]
+
+SUMMARY_FIELDS = [
+    "run_id",
+    "scenario",
+    "variant",
+    "status",
+    "duration_s",
+    "requests",
+    "failures",
+    "rps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "error_rate",
+    "rss_start_mb",
+    "rss_end_mb",
+    "rss_peak_mb",
+    "rss_slope_mb_per_10k_requests",
+    "event_loop_lag_p99_ms",
+    "server_p95_ms",
+    "app_cpu_seconds",
+    "locust_cpu_seconds",
+    "app_cpu_ms_per_request",
+    "symptom",
+    "notes",
+]
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def _div(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0:
+        return None
+    return _num(num / den)
+
+
+def evaluate_symptom(spec: Any, summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Evaluate meta.json's symptom spec against the summary. None without a valid spec."""
+    if not isinstance(spec, Mapping):
+        return None
+    metric = spec.get("metric")
+    op = spec.get("op")
+    threshold = _num(spec.get("threshold"))
+    if not isinstance(metric, str) or op not in _OPERATORS or threshold is None:
+        return None
+    value = _num(summary.get(metric))
+    present = value is not None and _OPERATORS[op](value, threshold)
+    return {
+        "name": metric,
+        "value": value,
+        "threshold": threshold,
+        "op": op,
+        "present": bool(present),
+        "description": str(spec.get("description") or ""),
+    }
+
+
+def _locust_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
+    agg = ev.aggregated
+    if agg is None:
+        notes.append("no Locust totals: requests, latency percentiles and rps are unknown")
+        return
+    out["requests"] = _num(agg.get("Request Count"))
+    out["failures"] = _num(agg.get("Failure Count"))
+    for key, col in (("p50_ms", "50%"), ("p95_ms", "95%"), ("p99_ms", "99%")):
+        out[key] = _num(agg.get(col))
+    out["max_ms"] = _num(agg.get("Max Response Time"))
+    if out["p50_ms"] is None and out["requests"]:
+        out["p50_ms"] = _num(agg.get("Median Response Time"))
+    if out["requests"] is not None:
+        out["requests"] = int(out["requests"])
+    if out["failures"] is not None:
+        out["failures"] = int(out["failures"])
+    out["error_rate"] = _div(out["failures"], out["requests"])
+    out["rps"] = _div(out["requests"], out["duration_s"])
+
+
+def _rss_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
+    rss = counter_total(ev, "lab_app_rss_bytes")
+    if rss is None:
+        notes.append("no lab_app_rss_bytes samples in the load window: RSS unknown")
+        return
+    mb = rss["value"] / MB
+    out["rss_start_mb"] = _num(float(mb.iloc[0]))
+    out["rss_end_mb"] = _num(float(mb.iloc[-1]))
+    out["rss_peak_mb"] = _num(float(mb.max()))
+    fit = rss_fit(ev)
+    if fit is None or fit.source is None:
+        notes.append("no request counts (http_requests_total or Locust history): RSS slope unknown")
+    elif fit.slope_per_10k is None:
+        notes.append(
+            f"{len(fit.fitted)} RSS samples after the warm-up (need 4): RSS slope not computed"
+        )
+    else:
+        out["rss_slope_mb_per_10k_requests"] = _num(fit.slope_per_10k)
+        if fit.source != REQUESTS_METRIC:
+            notes.append(f"RSS slope uses request counts from {fit.source}")
+
+
+def _delta(ev: Evidence, name: str) -> float | None:
+    counter = counter_total(ev, name)
+    if counter is None or len(counter) < 2:
+        return None
+    return _num(float(counter["value"].iloc[-1] - counter["value"].iloc[0]))
+
+
+def _app_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
+    lag = window_quantile(ev, LAG_METRIC, 0.99)
+    out["event_loop_lag_p99_ms"] = None if lag is None else _num(lag * 1000)
+    if lag is None:
+        notes.append(f"{LAG_METRIC}: fewer than 2 samples or no observations in the load window")
+    server = window_quantile(ev, SERVER_DURATION_METRIC, 0.95, exclude_route="/metrics")
+    out["server_p95_ms"] = None if server is None else _num(server * 1000)
+    if server is None:
+        notes.append(
+            f"{SERVER_DURATION_METRIC}: fewer than 2 samples or no observations in the load window"
+        )
+    out["app_cpu_seconds"] = _delta(ev, "lab_app_cpu_seconds_total")
+    out["locust_cpu_seconds"] = _delta(ev, "lab_locust_cpu_seconds_total")
+    if out["app_cpu_seconds"] is None:
+        notes.append("lab_app_cpu_seconds_total: fewer than 2 samples in the load window")
+    if out["locust_cpu_seconds"] is None:
+        notes.append("lab_locust_cpu_seconds_total: fewer than 2 samples in the load window")
+    cpu = out["app_cpu_seconds"]
+    out["app_cpu_ms_per_request"] = _div(None if cpu is None else cpu * 1000, out["requests"])
+
+
+def summarize_evidence(ev: Evidence) -> dict[str, Any]:
+    """The summary dict of loaded evidence (see SUMMARY_FIELDS)."""
+    meta = ev.meta
+    out: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS)
+    notes = list(ev.notes)
+    out["run_id"] = meta.get("run_id") or ev.run_dir.name
+    out["scenario"] = meta.get("scenario")
+    out["variant"] = meta.get("variant")
+    out["status"] = meta.get("status")
+    out["duration_s"] = _num(ev.duration_s)
+    _locust_numbers(ev, out, notes)
+    if ev.metrics is None:
+        notes.append("no metrics.csv samples: RSS, CPU, event-loop lag and server latency unknown")
+    else:
+        _rss_numbers(ev, out, notes)
+        _app_numbers(ev, out, notes)
+    spec = meta.get("symptom")
+    out["symptom"] = evaluate_symptom(spec, out)
+    if out["symptom"] is None:
+        notes.append("meta.json has no valid symptom spec: the symptom was not evaluated")
+    elif out["symptom"]["value"] is None:
+        notes.append(f"symptom metric {out['symptom']['name']!r} could not be computed")
+    out["notes"] = list(dict.fromkeys(notes))
+    return out
+
+
+def summarize(run_dir: Path) -> dict[str, Any]:
+    """Compute the summary of a run dir. Never raises because a file is missing."""
+    return summarize_evidence(load_evidence(Path(run_dir)))
+
+
+def write_summary(run_dir: Path, summary: Mapping[str, Any]) -> Path:
+    path = Path(run_dir) / "summary.json"
+    path.write_bytes(orjson.dumps(dict(summary), option=orjson.OPT_INDENT_2) + b"\n")
+    return path
+
+
+def load_or_build_summary(run_dir: Path) -> dict[str, Any]:
+    """summary.json of a run dir; computed (and written, if possible) when missing."""
+    path = Path(run_dir) / "summary.json"
+    if path.is_file():
+        try:
+            data = orjson.loads(path.read_bytes())
+            if isinstance(data, dict):
+                return data
+        except orjson.JSONDecodeError:
+            pass
+    summary = summarize(Path(run_dir))
+    with contextlib.suppress(OSError):  # a read-only run dir: the summary is still returned
+        write_summary(Path(run_dir), summary)
+    return summary

@@ -1,0 +1,1 @@
+"""The FastAPI app under test: a small shop with fault seams and full instrumentation."""

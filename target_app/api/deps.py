@@ -1,0 +1,67 @@
+"""FastAPI dependencies, as `Annotated` types the routes declare."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from sqlalchemy.orm import Session
+
+from faults import FaultRuntime
+from target_app.db import Database
+from target_app.settings import Settings
+
+__all__ = ["AdminDep", "DbSession", "FaultsDep", "SettingsDep", "ToggleAllowedDep"]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _session(request: Request) -> Iterator[Session]:
+    database: Database = request.app.state.db
+    yield from database.session()
+
+
+def _faults(request: Request) -> FaultRuntime:
+    runtime: FaultRuntime = request.app.state.faults
+    return runtime
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DbSession = Annotated[Session, Depends(_session)]
+FaultsDep = Annotated[FaultRuntime, Depends(_faults)]
+
+
+def _require_admin(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_lab_token: Annotated[str | None, Header()] = None,
+) -> None:
+    supplied = x_lab_token
+    if authorization and authorization.lower().startswith("bearer "):
+        supplied = authorization[7:].strip()
+    if not supplied:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the lab admin API needs a token: send 'Authorization: Bearer <LAB_ADMIN_TOKEN>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    expected = settings.lab_admin_token.get_secret_value()
+    if not secrets.compare_digest(supplied.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong lab admin token")
+
+
+def _refuse_in_production(settings: SettingsDep) -> None:
+    if settings.is_production:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "faults cannot be toggled when LAB_ENV=production",
+        )
+
+
+AdminDep = Annotated[None, Depends(_require_admin)]
+ToggleAllowedDep = Annotated[None, Depends(_refuse_in_production)]

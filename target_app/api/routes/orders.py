@@ -1,0 +1,72 @@
+"""Orders: the shop's writes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from target_app.api.deps import DbSession
+from target_app.models import Order, OrderItem, Product, User
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+
+class OrderLine(BaseModel):
+    product_id: int = Field(gt=0)
+    quantity: int = Field(gt=0, le=100)
+
+
+class OrderIn(BaseModel):
+    user_id: int = Field(gt=0)
+    items: list[OrderLine] = Field(min_length=1, max_length=50)
+
+
+def _order_out(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "user_id": order.user_id,
+        "status": order.status,
+        "total": str(order.total),
+        "items": [
+            {"product_id": i.product_id, "quantity": i.quantity, "unit_price": str(i.unit_price)}
+            for i in order.items
+        ],
+    }
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_order(payload: OrderIn, session: DbSession) -> dict[str, Any]:
+    if session.get(User, payload.user_id) is None:
+        raise HTTPException(404, f"no user {payload.user_id}")
+    ids = {line.product_id for line in payload.items}
+    products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_(ids)))}
+    missing = sorted(ids - products.keys())
+    if missing:
+        raise HTTPException(404, f"no product {', '.join(map(str, missing))}")
+    order = Order(user_id=payload.user_id, status="pending", total=Decimal(0))
+    for line in payload.items:
+        price = products[line.product_id].price
+        order.items.append(
+            OrderItem(product_id=line.product_id, quantity=line.quantity, unit_price=price)
+        )
+        order.total += price * line.quantity
+    session.add(order)
+    session.commit()
+    return _order_out(order)
+
+
+@router.get("/{order_id}")
+def get_order(order_id: int, session: DbSession) -> dict[str, Any]:
+    order = session.scalar(
+        select(Order).where(Order.id == order_id).options(selectinload(Order.items))
+    )
+    if order is None:
+        raise HTTPException(404, f"no order {order_id}")
+    return _order_out(order)

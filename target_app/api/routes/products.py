@@ -1,0 +1,91 @@
+"""Products: the shop's busiest routes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from sqlalchemy import select
+
+from faults.memory_leak import CACHE_NAME, PageCache
+from target_app import metrics
+from target_app.api.deps import DbSession, FaultsDep
+from target_app.models import Product
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/products", tags=["products"])
+
+_RATES = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}
+Currency = Literal["USD", "EUR", "GBP"]
+
+
+def _summary(product: Product, rate: Decimal) -> dict[str, Any]:
+    return {
+        "id": product.id,
+        "sku": product.sku,
+        "name": product.name,
+        "category": product.category,
+        "price": str((product.price * rate).quantize(Decimal("0.01"))),
+        "in_stock": product.stock > 0,
+    }
+
+
+@router.get("")
+def list_products(
+    session: DbSession,
+    category: str | None = None,
+    after_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    """One page of products, keyset-paginated by id (pass `next_after_id` back)."""
+    query = select(Product).where(Product.id > after_id).order_by(Product.id).limit(limit)
+    if category:
+        query = query.where(Product.category == category)
+    items = [_summary(p, Decimal(1)) for p in session.scalars(query)]
+    return {"items": items, "next_after_id": items[-1]["id"] if items else None}
+
+
+@router.get("/{product_id}")
+def product_page(
+    product_id: int,
+    request: Request,
+    session: DbSession,
+    faults: FaultsDep,
+    currency: Currency = "USD",
+    x_session_id: Annotated[str, Header(max_length=64)] = "anonymous",
+) -> Response:
+    """The personalised product page, rendered once per (product, session, currency).
+
+    Its cache is the memory-leak seam: `faults.pick("memory-leak")`.
+    """
+    cache: PageCache = faults.pick("memory-leak")
+    key = (product_id, x_session_id, currency)
+    page = cache.get(key)
+    instrumented = request.app.state.settings.lab_instrumentation
+    if instrumented:
+        metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit" if page else "miss").inc()
+    if page is None:
+        product = session.get(Product, product_id)
+        if product is None:
+            raise HTTPException(404, f"no product {product_id}")
+        rate = _RATES[currency]
+        related = session.scalars(
+            select(Product)
+            .where(Product.category == product.category, Product.id != product_id)
+            .order_by(Product.id)
+            .limit(cache.related)
+        )
+        body = _summary(product, rate) | {
+            "description": product.description,
+            "currency": currency,
+            "personalised_for": x_session_id,
+            "related": [_summary(p, rate) for p in related],
+        }
+        page = orjson.dumps(body)
+        cache.put(key, page)
+        if instrumented:
+            metrics.CACHE_ENTRIES.labels(CACHE_NAME).set(len(cache))
+    return Response(page, media_type="application/json")

@@ -1,0 +1,91 @@
+"""Engine, sessions and the hooks that measure every statement.
+
+SQLite is the embedded default so that scenarios without `postgres` in their
+`requires` run on a bare machine; DATABASE_URL switches to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from target_app import metrics
+from target_app.observability import current_timing
+from target_app.settings import Settings
+
+__all__ = ["Database", "ensure_sqlite_dir"]
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        url = settings.database_url
+        ensure_sqlite_dir(url)
+        kwargs: dict[str, Any] = {"pool_pre_ping": False}
+        if url.startswith("sqlite"):
+            # SQLite serialises writers anyway; a few connections suffice, and
+            # each one's page cache is RSS, so fewer keep the baseline flat.
+            kwargs["connect_args"] = {"check_same_thread": False}
+            kwargs["pool_size"] = min(settings.db_pool_size, 5)
+            kwargs["max_overflow"] = min(settings.db_max_overflow, 5)
+        else:
+            kwargs["pool_size"] = settings.db_pool_size
+            kwargs["max_overflow"] = settings.db_max_overflow
+            kwargs["pool_timeout"] = 5
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        if settings.lab_instrumentation:
+            _instrument(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Iterator[Session]:
+        """A FastAPI `yield` dependency: the session is closed whatever happens."""
+        with self.sessions() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA cache_size=-1024")  # 1 MiB per connection, not 2
+    cursor.close()
+
+
+def _instrument(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+        conn.info.setdefault("lab_query_start", []).append(time.perf_counter())
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+        elapsed = time.perf_counter() - conn.info["lab_query_start"].pop()
+        metrics.DB_QUERY_DURATION.observe(elapsed)
+        timing = current_timing()
+        if timing is not None:
+            timing.db_seconds += elapsed
+            timing.db_queries += 1
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(*_: Any) -> None:
+        metrics.DB_POOL_CHECKED_OUT.inc()
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(*_: Any) -> None:
+        metrics.DB_POOL_CHECKED_OUT.dec()

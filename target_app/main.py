@@ -1,0 +1,77 @@
+"""The app factory: `uvicorn --factory target_app.main:create_app`.
+
+gunicorn: `gunicorn -c target_app/gunicorn_conf.py 'target_app.main:create_app()'`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+import faults
+from target_app import metrics
+from target_app.api.routes import health, lab_admin, orders, products, users
+from target_app.db import Database
+from target_app.observability import MetricsMiddleware, configure_logging, running_lag_monitor
+from target_app.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("target_app")
+
+
+async def _publish_fault_state(runtime: faults.FaultRuntime) -> None:
+    """Keep `lab_fault_active{scenario}` in step with the toggles, once a second."""
+    slugs = [s.slug for s in faults.all_scenarios()]
+    while True:
+        for slug in slugs:
+            metrics.FAULT_ACTIVE.labels(slug).set(runtime.variant(slug)[0] == "faulty")
+        await asyncio.sleep(1.0)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    store = faults.ToggleStore(settings.lab_state_file)
+    # In production the toggle store is never read: no file, however edited,
+    # can switch a faulty variant on.
+    runtime = faults.configure(
+        store, seams=settings.lab_instrumentation and not settings.is_production
+    )
+    for slug in settings.faults:  # FAULTS=... at start-up; validated by get()
+        scenario = faults.get(slug)
+        store.enable(slug, scenario.params().model_dump(mode="json"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.lab_instrumentation:
+                await stack.enter_async_context(running_lag_monitor())
+                publisher = asyncio.create_task(_publish_fault_state(runtime))
+                stack.callback(publisher.cancel)
+            log.info(
+                "app started",
+                extra={"fields": {"env": settings.lab_env, "active": sorted(store.active())}},
+            )
+            yield
+        app.state.db.dispose()
+
+    app = FastAPI(title="Lab shop", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.state.faults = runtime
+
+    app.include_router(health.router)
+    app.include_router(products.router)
+    app.include_router(orders.router)
+    app.include_router(users.router)
+    if settings.lab_admin_enabled:
+        app.include_router(lab_admin.router)
+    if settings.lab_instrumentation:
+        app.add_middleware(MetricsMiddleware, slow_ms=settings.log_slow_ms)
+    return app

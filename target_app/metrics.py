@@ -1,0 +1,106 @@
+"""The lab's metrics: one list, shared by the app, the dashboards and the reports.
+
+Under gunicorn every worker writes to PROMETHEUS_MULTIPROC_DIR and `/metrics`
+aggregates them (prometheus-client's multiprocess mode); gauges say how.
+Renaming one of these means changing dashboards/ and reports/ in the same change.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = [
+    "BACKGROUND_JOBS",
+    "CACHE_ENTRIES",
+    "CACHE_REQUESTS",
+    "CIRCUIT_BREAKER_STATE",
+    "DB_POOL_CHECKED_OUT",
+    "DB_QUERIES_PER_REQUEST",
+    "DB_QUERY_DURATION",
+    "EVENT_LOOP_LAG",
+    "FAULT_ACTIVE",
+    "HTTP_IN_FLIGHT",
+    "HTTP_REQUESTS",
+    "HTTP_REQUEST_DURATION",
+    "UPSTREAM_REQUEST_DURATION",
+    "render_latest",
+]
+
+_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests served", ["method", "route", "status"]
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response",
+    ["route"],
+    buckets=_LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "Requests being served now", multiprocess_mode="livesum"
+)
+EVENT_LOOP_LAG = Histogram(
+    "event_loop_lag_seconds",
+    "How late the event loop ran a callback scheduled for a known time",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+DB_QUERY_DURATION = Histogram(
+    "db_query_duration_seconds", "Duration of one SQL statement", buckets=_LATENCY_BUCKETS
+)
+DB_QUERIES_PER_REQUEST = Histogram(
+    "db_queries_per_request",
+    "SQL statements run while serving one request",
+    buckets=(0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+DB_POOL_CHECKED_OUT = Gauge(
+    "db_pool_checked_out", "Connections checked out of the pool", multiprocess_mode="livesum"
+)
+UPSTREAM_REQUEST_DURATION = Histogram(
+    "upstream_request_duration_seconds",
+    "Calls to third-party dependencies",
+    ["dependency", "outcome"],
+    buckets=_LATENCY_BUCKETS,
+)
+CIRCUIT_BREAKER_STATE = Gauge(
+    "circuit_breaker_state",
+    "0 closed, 1 half-open, 2 open",
+    ["dependency"],
+    multiprocess_mode="livemax",
+)
+CACHE_REQUESTS = Counter("cache_requests_total", "Cache look-ups", ["cache", "result"])
+CACHE_ENTRIES = Gauge(
+    "cache_entries", "Entries held by an in-process cache", ["cache"], multiprocess_mode="livesum"
+)
+BACKGROUND_JOBS = Gauge(
+    "background_jobs", "Background jobs by state", ["state"], multiprocess_mode="livesum"
+)
+FAULT_ACTIVE = Gauge(
+    "lab_fault_active",
+    "1 while a scenario's faulty variant is on",
+    ["scenario"],
+    multiprocess_mode="livemax",
+)
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text: every worker's metrics when running under gunicorn."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

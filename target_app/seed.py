@@ -1,0 +1,109 @@
+"""Deterministic shop data: the same `rows` always gives the same rows.
+
+`rows` is the number of products; users, orders and items scale from it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy.engine import Connection
+
+from target_app.migrate import upgrade
+from target_app.models import Order, OrderItem, Payment, Product, User
+
+__all__ = ["CATEGORIES", "seed"]
+
+CATEGORIES = ["books", "garden", "kitchen", "toys", "audio", "sports", "tools", "office"]
+_BATCH = 5_000
+
+
+def _batched(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def seed(
+    database_url: str,
+    rows: int = 10_000,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, int]:
+    """Migrate, then fill the shop. Idempotent: an already seeded database is kept."""
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            have = conn.scalar(select(func.count()).select_from(Product)) or 0
+            if have == rows:
+                return _counts(conn)
+            if have:
+                for model in (Payment, OrderItem, Order, Product, User):
+                    conn.execute(model.__table__.delete())
+            _fill(conn, rows, progress or (lambda *_: None))
+            return _counts(conn)
+    finally:
+        engine.dispose()
+
+
+def _counts(conn: Connection) -> dict[str, int]:
+    return {
+        model.__tablename__: conn.scalar(select(func.count()).select_from(model)) or 0
+        for model in (User, Product, Order, OrderItem, Payment)
+    }
+
+
+def _fill(conn: Connection, rows: int, progress: Callable[[str, int, int], None]) -> None:
+    rnd = random.Random(20261125)
+    n_users = max(rows // 10, 10)
+    n_orders = max(rows // 5, 10)
+
+    def users() -> Iterator[dict[str, Any]]:
+        for i in range(1, n_users + 1):
+            yield {"id": i, "email": f"user{i}@shop.test", "name": f"User {i}",
+                   "role": "admin" if i == 1 else ("seller" if i % 50 == 0 else "customer")}
+
+    def products() -> Iterator[dict[str, Any]]:
+        for i in range(1, rows + 1):
+            category = CATEGORIES[i % len(CATEGORIES)]
+            yield {"id": i, "sku": f"SKU-{i:08d}", "name": f"{category.title()} item {i}",
+                   "category": category,
+                   "description": f"A fine {category} product, number {i}. " * 3,
+                   "price": Decimal(rnd.randint(100, 50_000)) / 100,
+                   "stock": rnd.randint(0, 500)}
+
+    def orders() -> Iterator[dict[str, Any]]:
+        for i in range(1, n_orders + 1):
+            yield {"id": i, "user_id": rnd.randint(1, n_users),
+                   "status": rnd.choice(["pending", "paid", "shipped"]),
+                   "total": Decimal(rnd.randint(100, 200_000)) / 100}
+
+    def items() -> Iterator[dict[str, Any]]:
+        item_id = 0
+        for order_id in range(1, n_orders + 1):
+            for _ in range(rnd.randint(1, 4)):
+                item_id += 1
+                yield {"id": item_id, "order_id": order_id,
+                       "product_id": rnd.randint(1, rows), "quantity": rnd.randint(1, 3),
+                       "unit_price": Decimal(rnd.randint(100, 50_000)) / 100}
+
+    def payments() -> Iterator[dict[str, Any]]:
+        for i in range(1, n_orders + 1):
+            yield {"id": i, "order_id": i, "amount": Decimal(rnd.randint(100, 200_000)) / 100,
+                   "status": "captured", "provider_ref": f"pay_{i:010d}"}
+
+    tables: list[tuple[Any, Callable[[], Iterator[dict[str, Any]]], int]] = [
+        (User, users, n_users), (Product, products, rows), (Order, orders, n_orders),
+        (OrderItem, items, n_orders * 4), (Payment, payments, n_orders),
+    ]
+    for model, source, expected in tables:
+        done = 0
+        for batch in _batched(source(), _BATCH):
+            conn.execute(insert(model), batch)
+            done += len(batch)
+            progress(model.__tablename__, done, expected)

@@ -1,0 +1,73 @@
+"""The app's settings: environment variables and `.env`, validated once.
+
+The validators refuse the unsafe combinations instead of warning about them:
+an admin API without a real token, or a fault switched on in production.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+_WEAK_TOKENS = {"", "changeme", "change-me", "secret", "token", "admin", "lab"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    lab_env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///.lab/data/shop.sqlite"
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_max_overflow: int = Field(10, ge=0, le=200)
+
+    # Faults switched on at start-up, e.g. FAULTS=memory-leak,blocking-call
+    faults: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where the toggles live, shared by every worker of this app.
+    lab_state_file: Path = Path(".lab/state/toggles.json")
+
+    # The /_lab admin API is only mounted when the lab asks for it.
+    lab_admin_enabled: bool = False
+    lab_admin_token: SecretStr = SecretStr("")
+
+    # Off only for the benchmark's baseline: no metrics, no timing, no seams.
+    lab_instrumentation: bool = True
+    log_level: str = "INFO"
+    # Requests slower than this are logged at WARNING with their timing split.
+    log_slow_ms: float = Field(1000.0, ge=0)
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _split_faults(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        token = self.lab_admin_token.get_secret_value()
+        if self.lab_admin_enabled and (token.lower() in _WEAK_TOKENS or len(token) < 16):
+            raise ValueError(
+                "LAB_ADMIN_ENABLED needs LAB_ADMIN_TOKEN set to a random string of at least "
+                "16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+        if self.lab_env == "production" and self.faults:
+            raise ValueError(
+                f"FAULTS={','.join(self.faults)} refused: no fault can be switched on "
+                "when LAB_ENV=production"
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.lab_env == "production"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real app process, and the services policy.
+
+With CI=true a test whose service is missing fails; locally it skips with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.app_server import AppConfig, AppServer
+from lab.processes import free_port
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip locally, fail in CI: a missing service must never pass silently there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("lab-home")
+    os.environ["LAB_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def seeded_db(lab_home: Path) -> str:
+    from target_app.seed import seed
+
+    url = f"sqlite:///{lab_home}/data/shop-2000.sqlite"
+    seed(url, 2000)
+    return url
+
+
+class RunningApp:
+    def __init__(self, server: AppServer, token: str, state_file: Path) -> None:
+        self.server = server
+        self.token = token
+        self.state_file = state_file
+        self.url = server.config.base_url
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def start_app(
+    tmp_path: Path, db_url: str, workers: int = 1, **env: str
+) -> RunningApp:
+    token = secrets.token_urlsafe(24)
+    state_file = tmp_path / "toggles.json"
+    config = AppConfig(port=free_port(), workers=workers)
+    config.env = {
+        "DATABASE_URL": db_url,
+        "LAB_STATE_FILE": str(state_file),
+        "LAB_ADMIN_ENABLED": "true",
+        "LAB_ADMIN_TOKEN": token,
+        "FAULTS": "",
+        **env,
+    }
+    server = AppServer(config, tmp_path / "app.log", tmp_path / "prom" if workers > 1 else None)
+    server.start()
+    return RunningApp(server, token, state_file)
+
+
+@pytest.fixture
+def app_process(tmp_path: Path, seeded_db: str) -> Iterator[RunningApp]:
+    running = start_app(tmp_path, seeded_db)
+    yield running
+    running.server.stop()

@@ -1,0 +1,85 @@
+"""The registry finds scenarios by walking faults/, and validates their parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+import faults
+from faults.memory_leak import BoundedTTLPageCache, PageCacheParams, UnboundedPageCache
+
+pytestmark = pytest.mark.unit
+
+
+def test_discovers_memory_leak_without_a_list() -> None:
+    slugs = [s.slug for s in faults.all_scenarios()]
+    assert "memory-leak" in slugs
+    assert slugs == sorted(slugs)
+
+
+def test_every_scenario_keeps_the_contract() -> None:
+    for scenario in faults.all_scenarios():
+        assert scenario.seeds and all(1 <= n <= 50 for n in scenario.seeds), scenario.slug
+        assert scenario.kind in {"fault", "network", "pattern"}
+        assert scenario.diagnosis.strip(), f"{scenario.slug} has no diagnosis notes"
+        assert scenario.symptom.op in {">", ">=", "<", "<="}
+        defaults = scenario.params()
+        assert scenario.build("faulty", defaults) is not None
+        assert scenario.build("fixed", defaults) is not None
+
+
+def test_unknown_slug_names_the_valid_ones() -> None:
+    with pytest.raises(faults.UnknownScenario) as info:
+        faults.get("memory-leek")
+    assert "memory-leak" in str(info.value)
+    assert "memory-leek" in str(info.value)
+
+
+def test_bad_params_are_refused_with_the_accepted_ranges() -> None:
+    scenario = faults.get("memory-leak")
+    with pytest.raises(faults.InvalidParams) as info:
+        faults.validate_params(scenario, {"related": 10_000})
+    message = str(info.value)
+    assert "related" in message and "<= 200" in message
+    with pytest.raises(faults.InvalidParams, match="nonsense"):
+        faults.validate_params(scenario, {"nonsense": 1})
+
+
+def test_runtime_picks_variant_from_the_toggle_store(tmp_path) -> None:
+    store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
+    runtime = faults.FaultRuntime(store)
+    assert isinstance(runtime.pick("memory-leak"), BoundedTTLPageCache)
+    store.enable("memory-leak", {"related": 3})
+    picked = runtime.pick("memory-leak")
+    assert isinstance(picked, UnboundedPageCache)
+    assert picked.related == 3
+    assert runtime.pick("memory-leak") is picked  # built once per worker, then kept
+    store.reset()
+    assert isinstance(runtime.pick("memory-leak"), BoundedTTLPageCache)
+
+
+def test_seams_off_always_serve_the_fixed_variant(tmp_path) -> None:
+    store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
+    store.enable("memory-leak", {})
+    assert isinstance(faults.FaultRuntime(store, seams=False).pick("memory-leak"),
+                      BoundedTTLPageCache)
+
+
+def test_fixed_cache_is_bounded_and_expires() -> None:
+    cache = BoundedTTLPageCache(PageCacheParams(max_entries=3, ttl_seconds=0.05))
+    for i in range(10):
+        cache.put((i, "s", "USD"), b"x")
+    assert len(cache) == 3
+    assert cache.get((9, "s", "USD")) == b"x"
+    assert cache.get((0, "s", "USD")) is None
+    import time
+
+    time.sleep(0.06)
+    assert cache.get((9, "s", "USD")) is None
+
+
+def test_faulty_cache_grows_without_bound() -> None:
+    cache = UnboundedPageCache(PageCacheParams())
+    before = len(cache)
+    for i in range(5000):
+        cache.put((i, f"unit-{i}", "USD"), bytes(64))
+    assert len(cache) == before + 5000
