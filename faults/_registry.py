@@ -151,7 +151,7 @@ def runtime() -> FaultRuntime:
 
 def configure(store: ToggleStore | None, seams: bool = True) -> FaultRuntime:
     """Called once by the app factory with the settings' toggle store."""
-    global _runtime
+    global _runtime  # noqa: PLW0603 - the one process-wide runtime, set by the app factory
     with _runtime_guard:
         _runtime = FaultRuntime(store=store, seams=seams)
     return _runtime

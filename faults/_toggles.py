@@ -89,7 +89,7 @@ class ToggleStore:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".toggles-")
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, sort_keys=True)
-        os.replace(tmp, self.path)
+        Path(tmp).replace(self.path)
 
     def enable(self, slug: str, params: dict[str, Any]) -> None:
         with self._exclusive() as state:

@@ -70,7 +70,7 @@ class UnboundedPageCache:
 
 
 class BoundedTTLPageCache:
-    """At most `max_entries` pages, each at most `ttl_seconds` old; least recently used goes first."""
+    """At most `max_entries` pages, each at most `ttl_seconds` old; LRU goes first."""
 
     def __init__(self, params: PageCacheParams) -> None:
         self.related = params.related
@@ -136,8 +136,11 @@ The fixed run's RSS flattens once the cache holds `max_entries` pages.
    (`summary.json: rss_slope_mb_per_10k_requests`) stays > 0 after warm-up.
 2. Name the allocation site: `make fault=memory-leak load profile=memray`
    runs the app under `memray run` with `PYTHONMALLOC=malloc`; the report
-   quotes the top sites still allocated at exit and links the leaks
-   flamegraph, which points at `UnboundedPageCache.put` in `faults/memory_leak.py`.
+   quotes the sites still allocated at exit and links the leaks flamegraph.
+   The top site is `page = orjson.dumps(body)` in `product_page`
+   (target_app/api/routes/products.py): the pages that
+   `UnboundedPageCache.put` keeps. memray shows who allocated; the code that
+   holds the reference is one step up, the cache the route writes to.
 3. In production, `tracemalloc` snapshots diffed a few minutes apart give
    the same answer with no extra tooling; `py-spy dump` will not (it shows
    where time goes, not memory).

@@ -16,6 +16,7 @@ from lab.processes import Child
 
 __all__ = ["AppConfig", "AppServer", "app_command"]
 
+
 @dataclass
 class AppConfig:
     host: str = "127.0.0.1"

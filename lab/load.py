@@ -43,7 +43,8 @@ class LocustRun:
         # The shape stops the load at duration_s; --run-time is the backstop.
         self.command = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-            "--host", host, "--csv", str(run_dir / "locust"), "--csv-full-history", "--html", str(run_dir / "locust.html"),
+            "--host", host, "--csv", str(run_dir / "locust"),
+            "--csv-full-history", "--html", str(run_dir / "locust.html"),
             "--run-time", f"{int(config.duration_s) + 5}s", "--stop-timeout", "2",
             "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
         ]  # fmt: skip

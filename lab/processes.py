@@ -24,15 +24,26 @@ import psutil
 __all__ = ["Child", "die_with_parent", "free_port", "tree_of"]
 
 _PR_SET_PDEATHSIG = 1
+try:
+    # Loaded in the parent: a preexec_fn runs between fork and exec, where loading a
+    # library (malloc, locks) is not safe if the parent has threads.
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
+except OSError:  # pragma: no cover - not Linux
+    _LIBC = None
 
 
 def die_with_parent() -> None:
-    """preexec_fn: the kernel sends SIGTERM to this child when the lab dies."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:  # not Linux: the lab's own cleanup still runs
-        pass
+    """preexec_fn: the kernel sends SIGTERM to this child when the lab dies, even by SIGKILL.
+
+    Caveat of PR_SET_PDEATHSIG: "parent" is the *thread* that forked the child, so
+    children are started from the main thread, which lives as long as the run.
+    """
+    if _LIBC is None:  # pragma: no cover - not Linux: the lab's own cleanup still runs
+        return
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:
+        # The lab died between fork and prctl: nobody will send the signal any more.
+        os._exit(1)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -73,7 +84,7 @@ class Child:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl; libc preloaded
         )
 
     @property

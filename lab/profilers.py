@@ -35,7 +35,6 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
@@ -48,14 +47,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
+from lab.processes import die_with_parent
+
 __all__ = [
     "PROFILERS",
     "MemrayProfiler",
     "Profiler",
     "PySpyProfiler",
     "cleanup",
-    "die_with_parent",
     "make_profiler",
+    "memray_sites",
+    "pyspy_top",
+    "render_flamegraph_svg",
+    "short_path",
 ]
 
 #: Valid values of `lab run --profile`, "none" included.
@@ -66,29 +70,6 @@ TOP_N = 10
 _MB = 1_000_000  # memray prints decimal MB; keep the same unit so numbers match its reports
 
 # --------------------------------------------------------------------------- children
-
-
-_PR_SET_PDEATHSIG = 1
-try:
-    # Loaded in the parent: a preexec_fn runs between fork and exec, where loading a
-    # library (malloc, locks) is not safe if the parent has threads.
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:  # pragma: no cover - not Linux
-    _LIBC = None
-
-
-def die_with_parent() -> None:
-    """preexec_fn: the kernel sends SIGTERM to this child when the lab dies, even by SIGKILL.
-
-    Caveat of PR_SET_PDEATHSIG: "parent" is the *thread* that forked the child, so start
-    children from a thread that lives as long as they should.
-    """
-    if _LIBC is None:  # pragma: no cover - not Linux: the lab's own cleanup still runs
-        return
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:
-        # The lab died between fork and prctl: nobody will send the signal any more.
-        os._exit(1)
 
 
 # py-spy recorders still running, so that `cleanup()` (also run at exit) can stop them.

@@ -41,7 +41,7 @@ from lab.paths import lab_home, new_run_dir
 from lab.processes import free_port
 from lab.profilers import PROFILERS, make_profiler
 from lab.sampler import Sampler
-from loadtests.shapes import SHAPES
+from loadtests import SHAPE_NAMES
 from loadtests.workloads import available as available_workloads
 
 __all__ = ["RunOptions", "RunResult", "run"]
@@ -90,14 +90,18 @@ def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel]:
         (options.users >= 1, f"--users must be at least 1, got {options.users}"),
         (options.workers >= 1, f"--workers must be at least 1, got {options.workers}"),
         (options.spawn_rate is None or options.spawn_rate > 0, "--spawn-rate must be positive"),
-        (options.shape in SHAPES, f"unknown shape '{options.shape}'; valid: {', '.join(SHAPES)}"),
+        (
+            options.shape in SHAPE_NAMES,
+            f"unknown shape '{options.shape}'; valid: {', '.join(SHAPE_NAMES)}",
+        ),
         (
             options.profile in PROFILERS,
             f"unknown profiler '{options.profile}'; valid: {', '.join(PROFILERS)}",
         ),
         (
             scenario.workload in available_workloads(),
-            f"scenario '{scenario.slug}' names workload '{scenario.workload}', which loadtests/ lacks",
+            f"scenario '{scenario.slug}' names workload '{scenario.workload}', "
+            "which loadtests/workloads lacks",
         ),
     ]
     for ok, message in checks:
@@ -224,7 +228,9 @@ def _watch(
             if elapsed > hard_stop:
                 log.warning("Locust did not stop by itself after %.0f s; stopping it", elapsed)
                 break
-            progress.update(task, completed=min(elapsed, duration), live=_live_line(run_dir, sampler))
+            progress.update(
+                task, completed=min(elapsed, duration), live=_live_line(run_dir, sampler)
+            )
             time.sleep(0.5)
         progress.update(task, completed=duration, live=_live_line(run_dir, sampler))
     code = locust.child.process.poll() if locust.child else None

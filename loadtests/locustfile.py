@@ -25,8 +25,9 @@ del _cls  # Locust collects every User class bound in this module, loop variable
 
 
 @events.request.add_listener
-def _log_server_errors(request_type: str, name: str, exception: Exception | None,
-                       response: object = None, **_: object) -> None:
+def _log_server_errors(
+    request_type: str, name: str, exception: Exception | None, response: object = None, **_: object
+) -> None:
     # Failures are in locust_failures.csv; this puts the first lines of each
     # kind in locust.log too, where a user looking at a failing run reads first.
     if exception is not None:

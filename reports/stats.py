@@ -135,7 +135,7 @@ def _ratio(num: float, den: float) -> float:
     return num / den
 
 
-def block_bootstrap_ci(  # noqa: PLR0917 (the documented positional signature)
+def block_bootstrap_ci(
     samples_a: ArrayLike,
     samples_b: ArrayLike,
     statistic: Callable[[NDArray[np.float64]], float],

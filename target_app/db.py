@@ -70,11 +70,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _instrument(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+    def _before(
+        conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
+    ) -> None:
         conn.info.setdefault("lab_query_start", []).append(time.perf_counter())
 
     @event.listens_for(engine, "after_cursor_execute")
-    def _after(conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any) -> None:
+    def _after(
+        conn: Any, cursor: Any, statement: Any, params: Any, context: Any, many: Any
+    ) -> None:
         elapsed = time.perf_counter() - conn.info["lab_query_start"].pop()
         metrics.DB_QUERY_DURATION.observe(elapsed)
         timing = current_timing()

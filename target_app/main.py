@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -22,14 +24,21 @@ from target_app.settings import Settings, get_settings
 __all__ = ["create_app"]
 
 log = logging.getLogger("target_app")
+_STATM = Path("/proc/self/statm")
 
 
-async def _publish_fault_state(runtime: faults.FaultRuntime) -> None:
-    """Keep `lab_fault_active{scenario}` in step with the toggles, once a second."""
+async def _publish_process_state(runtime: faults.FaultRuntime) -> None:
+    """Once a second: `lab_fault_active{scenario}`, and this worker's RSS and CPU."""
     slugs = [s.slug for s in faults.all_scenarios()]
+    page_size = os.sysconf("SC_PAGE_SIZE")
     while True:
         for slug in slugs:
             metrics.FAULT_ACTIVE.labels(slug).set(runtime.variant(slug)[0] == "faulty")
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            resident_pages = int(_STATM.read_text().split()[1])
+            metrics.WORKER_RSS.set(resident_pages * page_size)
+        times = os.times()
+        metrics.WORKER_CPU_SECONDS.set(times.user + times.system)
         await asyncio.sleep(1.0)
 
 
@@ -52,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with contextlib.AsyncExitStack() as stack:
             if settings.lab_instrumentation:
                 await stack.enter_async_context(running_lag_monitor())
-                publisher = asyncio.create_task(_publish_fault_state(runtime))
+                publisher = asyncio.create_task(_publish_process_state(runtime))
                 stack.callback(publisher.cancel)
             log.info(
                 "app started",

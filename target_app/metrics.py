@@ -33,6 +33,8 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
     "UPSTREAM_REQUEST_DURATION",
+    "WORKER_CPU_SECONDS",
+    "WORKER_RSS",
     "render_latest",
 ]
 
@@ -92,6 +94,15 @@ FAULT_ACTIVE = Gauge(
     "1 while a scenario's faulty variant is on",
     ["scenario"],
     multiprocess_mode="livemax",
+)
+
+# The default process collector is absent in multiprocess mode; these are set
+# by each worker once a second, with a `pid` label per worker under gunicorn.
+WORKER_RSS = Gauge(
+    "worker_resident_memory_bytes", "RSS of this worker", multiprocess_mode="liveall"
+)
+WORKER_CPU_SECONDS = Gauge(
+    "worker_cpu_seconds", "CPU time (user+system) used by this worker", multiprocess_mode="liveall"
 )
 
 

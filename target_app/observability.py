@@ -53,7 +53,7 @@ class RequestTiming:
     def server_timing(self, total: float) -> str:
         app = max(total - self.db_seconds - self.upstream_seconds, 0.0)
         return (
-            f"db;dur={self.db_seconds * 1000:.2f};desc=\"{self.db_queries} queries\", "
+            f'db;dur={self.db_seconds * 1000:.2f};desc="{self.db_queries} queries", '
             f"upstream;dur={self.upstream_seconds * 1000:.2f}, "
             f"app;dur={app * 1000:.2f}, total;dur={total * 1000:.2f}"
         )

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
 
     lab_env: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite:///.lab/data/shop.sqlite"
+    # Through Toxiproxy when the lab's services run (lab/topology.py); the
+    # direct addresses are for set-up work (migrations, seeding) and diagnosis.
+    database_direct_url: str | None = None
+    redis_url: str | None = None
+    redis_direct_url: str | None = None
+    upstream_url: str | None = None
+    upstream_direct_url: str | None = None
     db_pool_size: int = Field(10, ge=1, le=200)
     db_max_overflow: int = Field(10, ge=0, le=200)
 

@@ -55,9 +55,7 @@ class RunningApp:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def start_app(
-    tmp_path: Path, db_url: str, workers: int = 1, **env: str
-) -> RunningApp:
+def start_app(tmp_path: Path, db_url: str, workers: int = 1, **env: str) -> RunningApp:
     token = secrets.token_urlsafe(24)
     state_file = tmp_path / "toggles.json"
     config = AppConfig(port=free_port(), workers=workers)

@@ -9,7 +9,8 @@ from rich.console import Console
 
 from lab.commands import compare
 from lab.errors import LabError
-from lab.runner import RunOptions, RunResult, run as run_one
+from lab.runner import RunOptions, RunResult
+from lab.runner import run as run_one
 
 __all__ = ["run"]
 

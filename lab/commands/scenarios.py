@@ -29,13 +29,17 @@ def page_markdown(slug: str) -> str:
     except faults.UnknownScenario as exc:
         raise LabError(str(exc)) from None
     sym = s.symptom
-    params = "\n".join(
-        f"- `{name}`: {spec.get('description', '')} (default `{spec.get('default')}`)"
-        for name, spec in s.params.model_json_schema().get("properties", {}).items()
-    ) or "- none"
+    params = (
+        "\n".join(
+            f"- `{name}`: {spec.get('description', '')} (default `{spec.get('default')}`)"
+            for name, spec in s.params.model_json_schema().get("properties", {}).items()
+        )
+        or "- none"
+    )
+    needs = ", ".join(s.requires) or "nothing"
     return f"""# {s.slug}: {s.title}
 
-Seed questions: {", ".join(map(str, s.seeds))} - kind: {s.kind} - needs: {", ".join(s.requires) or "nothing"}
+Seed questions: {", ".join(map(str, s.seeds))} - kind: {s.kind} - needs: {needs}
 
 {s.summary}
 

@@ -12,11 +12,15 @@ from lab.paths import lab_home
 __all__ = ["run"]
 
 
-def run(rows: int, database_url: str | None = None, console: Console | None = None) -> dict[str, int]:
+def run(
+    rows: int, database_url: str | None = None, console: Console | None = None
+) -> dict[str, int]:
     from target_app.seed import seed
 
-    url = database_url or os.environ.get("DATABASE_URL") or (
-        f"sqlite:///{lab_home()}/data/shop-{rows}.sqlite"
+    url = (
+        database_url
+        or os.environ.get("DATABASE_URL")
+        or (f"sqlite:///{lab_home()}/data/shop-{rows}.sqlite")
     )
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),

@@ -58,7 +58,8 @@ class ShopBrowser(FastHttpUser):
             for _ in range(self.rnd.randint(1, 3))
         ]
         self.client.post(
-            "/orders", json={"user_id": self.rnd.randint(1, USERS_IN_DB), "items": items},
+            "/orders",
+            json={"user_id": self.rnd.randint(1, USERS_IN_DB), "items": items},
             name="/orders",
         )
 

@@ -27,7 +27,10 @@ def test_missing_and_wrong_token(app_process: RunningApp) -> None:
     wrong = httpx.put(f"{url}/memory-leak", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 403
     assert "wrong lab admin token" in wrong.json()["detail"]
-    assert not app_process.state_file.exists() or "memory-leak" not in app_process.state_file.read_text()
+    assert (
+        not app_process.state_file.exists()
+        or "memory-leak" not in app_process.state_file.read_text()
+    )
     _still_serving(app_process)
 
 

@@ -31,7 +31,7 @@ from lab.profilers import (
 
 pytestmark = pytest.mark.integration
 
-APP = '''
+APP = """
 import hashlib
 from fastapi import FastAPI
 
@@ -69,7 +69,7 @@ def create_app() -> FastAPI:
         return {"ok": True}
 
     return app
-'''
+"""
 
 
 def _line_of(text: str) -> int:

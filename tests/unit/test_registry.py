@@ -60,8 +60,9 @@ def test_runtime_picks_variant_from_the_toggle_store(tmp_path) -> None:
 def test_seams_off_always_serve_the_fixed_variant(tmp_path) -> None:
     store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
     store.enable("memory-leak", {})
-    assert isinstance(faults.FaultRuntime(store, seams=False).pick("memory-leak"),
-                      BoundedTTLPageCache)
+    assert isinstance(
+        faults.FaultRuntime(store, seams=False).pick("memory-leak"), BoundedTTLPageCache
+    )
 
 
 def test_fixed_cache_is_bounded_and_expires() -> None:

@@ -75,7 +75,9 @@ def enable_fault(
 
 
 @router.delete("/faults/{slug}")
-def disable_fault(slug: str, _: AdminDep, __: ToggleAllowedDep, runtime: FaultsDep) -> dict[str, Any]:
+def disable_fault(
+    slug: str, _: AdminDep, __: ToggleAllowedDep, runtime: FaultsDep
+) -> dict[str, Any]:
     """Back to the fixed variant."""
     _scenario(slug)
     assert runtime.store is not None

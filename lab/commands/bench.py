@@ -1,0 +1,181 @@
+"""`lab bench`: what the lab itself costs, measured side by side in one run.
+
+1. Instrumentation overhead: the product page (the shop's busiest route) on
+   two apps running at once, one with metrics, timing and fault seams on (all
+   faults off), one with LAB_INSTRUMENTATION=false. Locust drives them in
+   alternating rounds (A B A B ...) so that drift of a shared, noisy machine
+   falls on both; the ratio of medians is reported.
+2. Load-driver headroom: Locust and wrk on /healthz of the bare app. If
+   Locust reaches far more than any scenario's RPS, it is not the bottleneck.
+
+Ratios, never wall-clock thresholds: the numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from lab.app_server import AppConfig, AppServer
+from lab.errors import LabError
+from lab.load import LoadConfig, LocustRun
+from lab.paths import lab_home
+from lab.processes import free_port
+
+__all__ = ["locust_totals", "run", "wrk_rps"]
+
+
+def locust_totals(run_dir: Path) -> dict[str, float]:
+    with (run_dir / "locust_stats.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == "Aggregated":
+                return {
+                    "rps": float(row["Requests/s"]),
+                    "p99_ms": float(row["99%"]),
+                    "requests": float(row["Request Count"]),
+                    "failures": float(row["Failure Count"]),
+                }
+    raise LabError(f"no Aggregated row in {run_dir / 'locust_stats.csv'}")
+
+
+def wrk_rps(output: str) -> float:
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if not match:
+        raise LabError(f"could not read wrk's output:\n{output}")
+    return float(match.group(1))
+
+
+def _locust(
+    url: str, workload: str, users: int, duration: float, rows: int, out: Path
+) -> dict[str, float]:
+    out.mkdir(parents=True)
+    config = LoadConfig(
+        workload=workload, users=users, spawn_rate=users, duration_s=duration, seed_rows=rows
+    )
+    load = LocustRun(config, url, out)
+    load.start()
+    try:
+        assert load.child is not None
+        load.child.process.wait(timeout=duration + 60)
+    finally:
+        load.stop()
+    return locust_totals(out)
+
+
+def run(
+    duration: float, users: int, rounds: int, out: Path, console: Console | None = None
+) -> Path:
+    from lab.commands.seed import run as seed
+
+    console = console or Console(stderr=True)
+    rows = 10_000
+    seed(rows, console=console)
+    out = out / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True)
+    db = os.environ.get("DATABASE_URL") or f"sqlite:///{lab_home()}/data/shop-{rows}.sqlite"
+    apps: dict[str, AppServer] = {}
+    results: dict[str, Any] = {"duration_s": duration, "users": users, "rounds": rounds}
+    try:
+        for name, instrumented in (("instrumented", "true"), ("bare", "false")):
+            config = AppConfig(port=free_port())
+            config.env = {
+                "DATABASE_URL": db,
+                "LAB_INSTRUMENTATION": instrumented,
+                "LAB_STATE_FILE": str(out / f"{name}-toggles.json"),
+                "FAULTS": "",
+            }
+            apps[name] = AppServer(config, out / f"{name}-app.log", None)
+            apps[name].start()
+        rounds_data: dict[str, list[dict[str, float]]] = {"instrumented": [], "bare": []}
+        steps = rounds * 2 + 2
+        with Progress(console=console) as progress:
+            task = progress.add_task("benchmark", total=steps)
+            for i in range(rounds):
+                order = ("instrumented", "bare") if i % 2 == 0 else ("bare", "instrumented")
+                for name in order:
+                    progress.update(task, description=f"round {i + 1}/{rounds}: {name}")
+                    rounds_data[name].append(
+                        _locust(apps[name].config.base_url, "product_page", users, duration, rows,
+                                out / f"round{i + 1}-{name}")
+                    )  # fmt: skip
+                    progress.advance(task)
+            progress.update(task, description="Locust on /healthz")
+            bare_url = apps["bare"].config.base_url
+            results["locust_healthz"] = _locust(
+                bare_url, "healthz", users, duration, rows, out / "driver-locust"
+            )
+            progress.advance(task)
+            progress.update(task, description="wrk on /healthz")
+            results["wrk_healthz_rps"] = _wrk(f"{bare_url}/healthz", users, duration)
+            progress.advance(task)
+    finally:
+        for app in apps.values():
+            app.stop()
+    results["rounds_data"] = rounds_data
+    med = {
+        name: {k: statistics.median(r[k] for r in data) for k in ("rps", "p99_ms")}
+        for name, data in rounds_data.items()
+    }
+    results["median"] = med
+    results["throughput_ratio"] = med["instrumented"]["rps"] / med["bare"]["rps"]
+    results["p99_ratio"] = med["instrumented"]["p99_ms"] / max(med["bare"]["p99_ms"], 1e-9)
+    wrk = results["wrk_healthz_rps"]
+    results["locust_vs_wrk"] = results["locust_healthz"]["rps"] / wrk if wrk else None
+    (out / "bench.json").write_text(json.dumps(results, indent=2))
+    _print(results, console, out)
+    return out
+
+
+def _wrk(url: str, connections: int, duration: float) -> float | None:
+    if shutil.which("wrk") is None:
+        return None  # reported as missing; `make services` installs it
+    proc = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", url],
+        capture_output=True, text=True, timeout=duration + 60, check=True,
+    )  # fmt: skip
+    return wrk_rps(proc.stdout)
+
+
+def _print(results: dict[str, Any], console: Console, out: Path) -> None:
+    med = results["median"]
+    table = Table(title="Instrumentation overhead on GET /products/{id} (median of rounds)")
+    for column in ("app", "RPS", "p99 ms"):
+        table.add_column(column)
+    for name in ("bare", "instrumented"):
+        table.add_row(name, f"{med[name]['rps']:.0f}", f"{med[name]['p99_ms']:.0f}")
+    console.print(table)
+    console.print(
+        f"throughput ratio instrumented/bare: {results['throughput_ratio']:.3f} (target >= 0.95); "
+        f"p99 ratio: {results['p99_ratio']:.2f}"
+    )
+    wrk = results["wrk_healthz_rps"]
+    locust_rps = results["locust_healthz"]["rps"]
+    console.print(
+        f"load driver on /healthz: Locust {locust_rps:.0f} RPS, "
+        + (f"wrk {wrk:.0f} RPS (ratio {locust_rps / wrk:.2f})" if wrk else "wrk not installed")
+    )
+    lines = [
+        "| app | RPS | p99 ms |",
+        "|---|---|---|",
+        *(
+            f"| {n} | {med[n]['rps']:.0f} | {med[n]['p99_ms']:.0f} |"
+            for n in ("bare", "instrumented")
+        ),
+        "",
+        f"throughput ratio: {results['throughput_ratio']:.3f}; "
+        f"p99 ratio: {results['p99_ratio']:.2f}",
+        f"Locust /healthz: {locust_rps:.0f} RPS; wrk /healthz: {wrk or 'n/a'}",
+    ]
+    (out / "bench.md").write_text("\n".join(lines) + "\n")

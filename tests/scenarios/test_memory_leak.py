@@ -1,0 +1,19 @@
+"""memory-leak: RSS grows per request with the unbounded cache, not with the bounded one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.scenarios.contract import prove
+
+pytestmark = [pytest.mark.scenario, pytest.mark.integration]
+
+
+def test_memory_leak_faulty_vs_fixed(tmp_path: Path, lab_home: Path, seeded_db: str) -> None:
+    faulty, fixed = prove("memory-leak", tmp_path, duration_s=20, users=30, seed_rows=2000)
+    # The leak is per request: the faulty slope is many times the fixed one.
+    assert faulty["rss_slope_mb_per_10k_requests"] > 3 * fixed["rss_slope_mb_per_10k_requests"]
+    assert faulty["rss_end_mb"] > fixed["rss_end_mb"]
+    assert faulty["error_rate"] == 0 and fixed["error_rate"] == 0
