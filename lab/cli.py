@@ -151,7 +151,7 @@ def prove_cmd(
 
     options = _options(slug, False, duration, users, spawn_rate, shape, workers, profile, out,
                        param, rows)  # fmt: skip
-    out_dir, before, after = prove.run(options, err)
+    out_dir, _before, _after = prove.run(options, err)
     _print_comparison(out_dir)
 
 
@@ -236,7 +236,9 @@ def bench_cmd(
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns an Exit's code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except LabError as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)
@@ -252,3 +254,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+if __name__ == "__main__":
+    main()
