@@ -20,13 +20,14 @@ RUN_FLAGS = --duration $(duration) --users $(users) --workers $(workers) \
             --profile $(profile) --shape $(shape) --out $(out)
 
 .DEFAULT_GOAL := help
-.PHONY: help install services load compare serve scenarios test test-unit lint bench clean require-fault
+.PHONY: help install services up down status load compare serve scenarios test test-unit lint bench clean require-fault
 
 help:
 	@echo "make fault=memory-leak load            faulty variant under load, report at the end"
 	@echo "make fault=memory-leak fixed=1 load    the fixed variant, same load"
 	@echo "make fault=memory-leak compare         both, then a before/after comparison"
 	@echo "make fault=memory-leak serve           the app alone with the fault on (port 8000)"
+	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream"
 	@echo "make scenarios | test | lint | bench | clean"
 	@echo "variables: duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike"
 
@@ -72,6 +73,16 @@ bench: $(STAMP)
 
 services:
 	@bash scripts/install-services.sh
+
+# The native services as daemons under .lab/ (`make services` installs them).
+up: $(STAMP)
+	@$(LAB) up
+
+down: $(STAMP)
+	@$(LAB) down
+
+status: $(STAMP)
+	@$(LAB) status
 
 clean:
 	rm -rf runs .lab .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@ Use from the app:  `faults.pick("memory-leak")` returns the implementation of
 that seam which is on right now (faulty when toggled on, fixed otherwise).
 """
 
-from faults._contract import NoParams, Scenario, Symptom, SymptomResult, Variant
+from faults._contract import NoParams, Scenario, Symptom, SymptomResult, Toxic, Variant
 from faults._registry import (
     FaultRuntime,
     InvalidParams,
@@ -25,6 +25,7 @@ __all__ = [
     "Symptom",
     "SymptomResult",
     "ToggleStore",
+    "Toxic",
     "UnknownScenario",
     "Variant",
     "all_scenarios",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["NoParams", "Scenario", "Symptom", "SymptomResult", "Variant"]
+__all__ = ["NoParams", "Scenario", "Symptom", "SymptomResult", "Toxic", "Variant"]
 
 Variant = Literal["faulty", "fixed"]
 Kind = Literal["fault", "network", "pattern"]
@@ -93,6 +93,31 @@ class Symptom:
 
 
 @dataclass(frozen=True)
+class Toxic:
+    """A network condition on one of the app's links, applied through Toxiproxy.
+
+    A network scenario's toxics are its *environment*: they are on in both
+    variants, and the variants differ in how the code copes (timeouts, retries,
+    fewer round trips). `type="down"` disables the link's proxy altogether.
+    """
+
+    link: str  # a key of lab.topology.LINKS: postgres, redis, upstream
+    type: str  # latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, down
+    attributes: Mapping[str, float] = field(default_factory=dict)
+    stream: Literal["downstream", "upstream"] = "downstream"
+    toxicity: float = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "link": self.link,
+            "type": self.type,
+            "attributes": dict(self.attributes),
+            "stream": self.stream,
+            "toxicity": self.toxicity,
+        }
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One incident of the catalogue.
 
@@ -118,6 +143,8 @@ class Scenario:
     diagnosis: str = ""  # markdown: signal, tool, exact command, follow-up answers
     # Which profile tells this story: "memory" runs memray with its leaks view.
     profile_hint: Literal["cpu", "memory"] = "cpu"
+    # Network conditions the run applies, in both variants (see Toxic).
+    toxics: tuple[Toxic, ...] = ()
 
     def build(self, variant: Variant, params: BaseModel) -> Any:
         factory = self.faulty if variant == "faulty" else self.fixed
@@ -134,5 +161,6 @@ class Scenario:
             "workload": self.workload,
             "summary": self.summary,
             "symptom": self.symptom.as_dict(),
+            "toxics": [t.as_dict() for t in self.toxics],
             "params": self.params.model_json_schema().get("properties", {}),
         }

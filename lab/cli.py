@@ -233,6 +233,61 @@ def bench_cmd(
     print(bench.run(_duration(duration), users, rounds, out, err))
 
 
+@app.command("up")
+def up_cmd(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="start this service and what it needs (repeatable)"),
+    ] = None,
+    rows: Annotated[int, typer.Option("--rows", help="products seeded in PostgreSQL")] = 1_000_000,
+) -> None:
+    """Start the native services (PostgreSQL, Redis, Toxiproxy, Prometheus, upstream)."""
+    from lab.commands import services
+
+    services.run_up(only, rows, err)
+
+
+@app.command("down")
+def down_cmd() -> None:
+    """Stop every native service; no process or port of the lab is left."""
+    from lab.commands import services
+
+    services.run_down(err)
+
+
+@app.command("status")
+def status_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+) -> None:
+    """Each service up or down, its port, version and health; the toxics installed."""
+    from lab.commands import services
+
+    services.run_status(as_json, err)
+
+
+dashboard_app = typer.Typer(no_args_is_help=True, help="The Grafana dashboards, offline.")
+app.add_typer(dashboard_app, name="dashboard")
+
+
+@dashboard_app.command("snapshot")
+def dashboard_snapshot_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run dir")],
+    prometheus: Annotated[
+        str | None,
+        typer.Option("--prometheus", help="Prometheus URL (default: the lab's, see `make up`)"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="PNG to write (default: RUN/plots/dashboard.png)")
+    ] = None,
+) -> None:
+    """The overview dashboard over a run's load window, as one PNG; print its path last."""
+    from lab.commands import dashboard
+
+    png = dashboard.snapshot(run_dir, prometheus or dashboard.default_prometheus_url(), out)
+    err.print(f"dashboard snapshot: {png}")
+    print(png)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -76,7 +76,7 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel]:
+def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str]]:
     try:
         scenario = faults.get(options.slug)
     except faults.UnknownScenario as exc:
@@ -107,18 +107,97 @@ def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel]:
     for ok, message in checks:
         if not ok:
             raise LabError(message)
-    missing = [need for need in scenario.requires if need not in _available_services()]
+    services = _available_services()
+    missing = [need for need in scenario.requires if need not in services]
     if missing:
         raise LabError(
-            f"scenario '{scenario.slug}' needs {', '.join(missing)}, which is not running; "
-            "start the lab's services with `make up`"
+            f"scenario '{scenario.slug}' needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not running; start the lab's services "
+            f"with `make up` (or `lab up --only {' --only '.join(missing)}`)"
         )
-    return scenario, params
+    return scenario, params, services
 
 
 def _available_services() -> set[str]:
-    # Services arrive with the services issue; until then only the embedded ones.
-    return set()
+    """The lab's services that answer their health check right now (`lab up` starts them)."""
+    from lab.services import all_services
+
+    up = set()
+    for service in all_services():
+        try:
+            if service.health()[0]:
+                up.add(service.name)
+        except Exception:  # a service that cannot even be probed is down
+            continue
+    return up
+
+
+class _Network:
+    """A run's Toxiproxy toxics and Prometheus registration: set up, then always undone."""
+
+    def __init__(self, scenario: faults.Scenario, run_id: str, services: set[str]) -> None:
+        self.scenario = scenario
+        self.run_id = run_id
+        self.services = services
+        self.registered = False
+
+    def app_env(self) -> dict[str, str]:
+        """Addresses of the services that run; the app reaches each through its proxy."""
+        from lab.topology import app_settings_env
+
+        env = app_settings_env()
+        wanted = {
+            "DATABASE_URL": "postgres", "DATABASE_DIRECT_URL": "postgres",
+            "REDIS_URL": "redis", "REDIS_DIRECT_URL": "redis",
+            "UPSTREAM_URL": "upstream", "UPSTREAM_DIRECT_URL": "upstream",
+        }  # fmt: skip
+        out = {}
+        for key, service in wanted.items():
+            # Postgres only for scenarios that need it: the others keep the
+            # embedded SQLite, so their numbers do not depend on `lab up`.
+            needed = service != "postgres" or "postgres" in self.scenario.requires
+            if service in self.services and "toxiproxy" in self.services and needed:
+                out[key] = env[key]
+        return out
+
+    def apply_toxics(self) -> list[dict[str, Any]]:
+        from lab.services import toxiproxy
+
+        if not self.scenario.toxics:
+            return []
+        toxiproxy.reset()  # whatever a killed run left behind goes first
+        for toxic in self.scenario.toxics:
+            if toxic.type == "down":
+                toxiproxy.set_enabled(toxic.link, False)
+            else:
+                toxiproxy.add_toxic(
+                    toxic.link, toxic.type, dict(toxic.attributes), toxic.stream, toxic.toxicity
+                )
+        return [t.as_dict() for t in self.scenario.toxics]
+
+    def remove_toxics(self) -> None:
+        from lab.services import toxiproxy
+
+        if self.scenario.toxics:
+            toxiproxy.reset()
+
+    def register(self, port: int, variant: str) -> str | None:
+        """Tell a running Prometheus to scrape this run's app; its URL, or None."""
+        if "prometheus" not in self.services:
+            return None
+        from lab.services.prometheus import register_app_target
+        from lab.topology import HOST, PROMETHEUS_PORT
+
+        labels = {"run_id": self.run_id, "scenario": self.scenario.slug, "variant": variant}
+        register_app_target(self.run_id, port, labels)
+        self.registered = True
+        return f"http://{HOST}:{PROMETHEUS_PORT}"
+
+    def unregister(self) -> None:
+        if self.registered:
+            from lab.services.prometheus import unregister_app_target
+
+            unregister_app_target(self.run_id)
 
 
 def _versions() -> dict[str, str]:
@@ -252,7 +331,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
     from reports import build_report
 
     console = console or Console(stderr=True)
-    scenario, params = _validate(options)
+    scenario, params, services = _validate(options)
     run_dir = new_run_dir(options.out, scenario.slug, options.variant)
     state_dir = lab_home() / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -292,10 +371,14 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
     sampler: Sampler | None = None
     locust: LocustRun | None = None
     profiler = None
+    network = _Network(scenario, run_dir.name, services)
     cleanup_errors: list[str] = []
     with _sigterm_as_interrupt():
         try:
-            database_url = _prepare_database(options.seed_rows, console)
+            service_env = network.app_env()
+            database_url = service_env.get("DATABASE_URL") or _prepare_database(
+                options.seed_rows, console
+            )
             store.reset()
             if options.variant == "faulty":
                 store.enable(scenario.slug, params.model_dump(mode="json"))
@@ -306,6 +389,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 "LAB_ADMIN_TOKEN": secrets.token_urlsafe(24),
                 "LAB_ENV": "development",
                 "FAULTS": "",
+                **{k: v for k, v in service_env.items() if k != "DATABASE_URL"},
             }
             multiproc = lab_home() / "prometheus" / run_dir.name if options.workers > 1 else None
             app = AppServer(app_config, run_dir / "app.log", multiproc)
@@ -324,6 +408,9 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
             sampler.start()
             if profiler is not None:
                 profiler.attach(app.pid)
+            meta["toxics"] = network.apply_toxics()
+            meta["prometheus"] = network.register(app_config.port, options.variant)
+            _write_json(run_dir / "meta.json", meta)
             locust = LocustRun(load, app_config.base_url, run_dir)
             meta["load_started_at"] = _now()
             locust.start()
@@ -347,6 +434,8 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 if profiler is not None:
                     _guarded("stop profiler", cleanup_errors, profiler.detach)
                 _guarded("reset toggles", cleanup_errors, store.reset)
+                _guarded("remove toxics", cleanup_errors, network.remove_toxics)
+                _guarded("unregister from Prometheus", cleanup_errors, network.unregister)
                 if app is not None:
                     _guarded("stop app", cleanup_errors, app.stop)
                 if profiler is not None:

@@ -23,6 +23,7 @@ __all__ = [
     "PERCENTILE_COLUMNS",
     "Evidence",
     "bucket_snapshots",
+    "counter_increase",
     "counter_total",
     "evidence_files",
     "gauge",
@@ -304,6 +305,34 @@ def _select(ev: Evidence, name: str, exclude_route: str | None) -> pd.DataFrame 
         rows = rows.loc[~rows["labels"].str.contains(pattern, regex=True)]
     rows = rows.dropna(subset=["t"])
     return None if rows.empty else rows
+
+
+def counter_increase(
+    ev: Evidence, name: str, exclude_route: str | None = None, label_filter: str | None = None
+) -> float | None:
+    """How much a counter grew in the load window, summed over its label sets.
+
+    A series born during the load (a first 5xx, a first upstream call) started
+    from 0, not from its first sample; summing per sample time would miss
+    everything it counted before that sample.
+    """
+    rows = _select(ev, name, exclude_route)
+    if rows is None:
+        return None
+    rows = ev.in_window(rows)
+    if label_filter is not None:
+        rows = rows.loc[rows["labels"].str.contains(label_filter, regex=False)]
+    if rows.empty:
+        return None
+    # The window's first sample of any metric: a series absent then was born later.
+    all_rows = ev.metrics
+    assert all_rows is not None
+    first_ts = ev.in_window(all_rows)["ts"].min()
+    total = 0.0
+    for _, series in rows.sort_values("ts").groupby("labels"):
+        start = float(series["value"].iloc[0]) if series["ts"].iloc[0] == first_ts else 0.0
+        total += float(series["value"].iloc[-1]) - start
+    return total
 
 
 def gauge(ev: Evidence, name: str) -> pd.DataFrame | None:

@@ -45,6 +45,9 @@ KEY_ROWS: list[tuple[str, str, str]] = [
     ("app_cpu_seconds", "app CPU time", "s"),
     ("locust_cpu_seconds", "Locust CPU time", "s"),
     ("app_cpu_ms_per_request", "app CPU per request", "ms"),
+    ("db_time_share", "share of request time in the DB", ""),
+    ("db_queries_per_request", "DB queries per request", ""),
+    ("upstream_calls_per_request", "upstream calls per request", ""),
 ]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .evidence import Evidence, counter_total, load_evidence
+from .evidence import Evidence, counter_increase, counter_total, load_evidence
 from .series import (
     LAG_METRIC,
     MB,
@@ -53,6 +53,10 @@ SUMMARY_FIELDS = [
     "app_cpu_seconds",
     "locust_cpu_seconds",
     "app_cpu_ms_per_request",
+    "db_time_share",
+    "db_queries_per_request",
+    "upstream_calls_per_request",
+    "responses_by_status",
     "symptom",
     "notes",
 ]
@@ -142,11 +146,14 @@ def _rss_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
             notes.append(f"RSS slope uses request counts from {fit.source}")
 
 
-def _delta(ev: Evidence, name: str) -> float | None:
-    counter = counter_total(ev, name)
-    if counter is None or len(counter) < 2:
-        return None
-    return _num(float(counter["value"].iloc[-1] - counter["value"].iloc[0]))
+def _delta(ev: Evidence, name: str, exclude_route: str | None = None) -> float | None:
+    if not name.endswith("_total") and not name.endswith(("_sum", "_count")):
+        # A gauge-like cumulative sample (CPU seconds of a process tree).
+        counter = counter_total(ev, name, exclude_route)
+        if counter is None or len(counter) < 2:
+            return None
+        return _num(float(counter["value"].iloc[-1] - counter["value"].iloc[0]))
+    return _num(counter_increase(ev, name, exclude_route))
 
 
 def _app_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
@@ -168,6 +175,46 @@ def _app_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
         notes.append("lab_locust_cpu_seconds_total: fewer than 2 samples in the load window")
     cpu = out["app_cpu_seconds"]
     out["app_cpu_ms_per_request"] = _div(None if cpu is None else cpu * 1000, out["requests"])
+    _diagnosis_numbers(ev, out)
+
+
+def _diagnosis_numbers(ev: Evidence, out: dict[str, Any]) -> None:
+    """Where request time goes: the signals that tell DB, upstream and code apart.
+
+    Per request served by the app (its own counters, /metrics excluded); None
+    when the app never touched that dependency.
+    """
+    served = _delta(ev, "http_request_duration_seconds_count", exclude_route="/metrics")
+    busy = _delta(ev, "http_request_duration_seconds_sum", exclude_route="/metrics")
+    db_time = _delta(ev, "db_query_duration_seconds_sum")
+    out["db_time_share"] = _div(db_time, busy) if db_time else None
+    queries = _delta(ev, "db_queries_per_request_sum")
+    counted = _delta(ev, "db_queries_per_request_count")
+    out["db_queries_per_request"] = _div(queries, counted)
+    calls = _delta(ev, "upstream_request_duration_seconds_count")
+    out["upstream_calls_per_request"] = _div(calls, served) if calls else None
+    out["responses_by_status"] = _responses_by_status(ev)
+
+
+def _responses_by_status(ev: Evidence) -> dict[str, int] | None:
+    """What the app answered, by status code, in the load window (/metrics excluded).
+
+    A fallback (202 pending) is not an error to Locust, but it is not a
+    success either: the diagnosis needs the split.
+    """
+    metrics = ev.metrics
+    if metrics is None:
+        return None
+    rows = metrics.loc[metrics["name"] == "http_requests_total", "labels"]
+    codes = sorted(set(rows.str.extract(r"status=(\d+)")[0].dropna()))
+    counts = {}
+    for code in codes:
+        grew = counter_increase(
+            ev, "http_requests_total", exclude_route="/metrics", label_filter=f"status={code}"
+        )
+        if grew:
+            counts[code] = int(grew)
+    return counts or None
 
 
 def summarize_evidence(ev: Evidence) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 import faults
 from target_app import metrics
 from target_app.api.routes import health, lab_admin, orders, products, users
+from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
 from target_app.observability import MetricsMiddleware, configure_logging, running_lag_monitor
 from target_app.settings import Settings, get_settings
@@ -67,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "app started",
                 extra={"fields": {"env": settings.lab_env, "active": sorted(store.active())}},
             )
+            if settings.upstream_url:
+                app.state.upstream = UpstreamClient(settings.upstream_url)
+                stack.push_async_callback(app.state.upstream.aclose)
             yield
         app.state.db.dispose()
 
@@ -74,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = Database(settings)
     app.state.faults = runtime
+    app.state.upstream = None
 
     app.include_router(health.router)
     app.include_router(products.router)

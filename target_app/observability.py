@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import orjson
 from target_app import metrics
 
 __all__ = [
+    "JsonFormatter",
     "MetricsMiddleware",
     "RequestTiming",
     "configure_logging",
@@ -152,11 +154,18 @@ class MetricsMiddleware:
             _timing.reset(token)
 
 
+# Unique across workers and restarts, and far cheaper than uuid4 (which py-spy
+# showed at 3% of a worker's samples): start time and pid (read per call, so a
+# preloaded-then-forked worker gets its own), then a counter.
+_ID_START = f"{int(time.time()):x}"
+_ID_COUNTER = itertools.count(1)
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id" and 0 < len(value) <= 128:
             return str(value.decode("latin-1"))
-    return uuid.uuid4().hex
+    return f"{_ID_START}{os.getpid():x}-{next(_ID_COUNTER):x}"
 
 
 async def event_loop_lag_monitor(interval: float = 0.05) -> None:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -32,7 +33,7 @@ from lab.app_server import AppConfig, AppServer
 from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun
 from lab.paths import lab_home
-from lab.processes import free_port
+from lab.processes import free_port, tree_of
 
 __all__ = ["locust_totals", "run", "wrk_rps"]
 
@@ -57,10 +58,28 @@ def wrk_rps(output: str) -> float:
     return float(match.group(1))
 
 
+def _cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for proc in tree_of(pid):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def _locust(
-    url: str, workload: str, users: int, duration: float, rows: int, out: Path
-) -> dict[str, float]:
+    url: str, workload: str, users: int, duration: float, rows: int, out: Path,
+    app_pid: int | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """One Locust round; with `app_pid`, also the app's CPU per request.
+
+    CPU per request is the steadier number on a shared machine: a neighbour
+    steals throughput from both apps, but not CPU time from one request.
+    """
     out.mkdir(parents=True)
+    cpu_before = _cpu_seconds(app_pid) if app_pid else 0.0
     config = LoadConfig(
         workload=workload, users=users, spawn_rate=users, duration_s=duration, seed_rows=rows
     )
@@ -71,7 +90,11 @@ def _locust(
         load.child.process.wait(timeout=duration + 60)
     finally:
         load.stop()
-    return locust_totals(out)
+    totals = locust_totals(out)
+    if app_pid:
+        cpu = _cpu_seconds(app_pid) - cpu_before
+        totals["cpu_ms_per_request"] = cpu * 1000 / max(totals["requests"], 1)
+    return totals
 
 
 def run(
@@ -108,7 +131,7 @@ def run(
                     progress.update(task, description=f"round {i + 1}/{rounds}: {name}")
                     rounds_data[name].append(
                         _locust(apps[name].config.base_url, "product_page", users, duration, rows,
-                                out / f"round{i + 1}-{name}")
+                                out / f"round{i + 1}-{name}", app_pid=apps[name].pid)
                     )  # fmt: skip
                     progress.advance(task)
             progress.update(task, description="Locust on /healthz")
@@ -125,12 +148,18 @@ def run(
             app.stop()
     results["rounds_data"] = rounds_data
     med = {
-        name: {k: statistics.median(r[k] for r in data) for k in ("rps", "p99_ms")}
+        name: {
+            k: statistics.median(r[k] for r in data)
+            for k in ("rps", "p99_ms", "cpu_ms_per_request")
+        }
         for name, data in rounds_data.items()
     }
     results["median"] = med
     results["throughput_ratio"] = med["instrumented"]["rps"] / med["bare"]["rps"]
     results["p99_ratio"] = med["instrumented"]["p99_ms"] / max(med["bare"]["p99_ms"], 1e-9)
+    results["cpu_per_request_ratio"] = (
+        med["instrumented"]["cpu_ms_per_request"] / med["bare"]["cpu_ms_per_request"]
+    )
     wrk = results["wrk_healthz_rps"]
     results["locust_vs_wrk"] = results["locust_healthz"]["rps"] / wrk if wrk else None
     (out / "bench.json").write_text(json.dumps(results, indent=2))
@@ -151,14 +180,20 @@ def _wrk(url: str, connections: int, duration: float) -> float | None:
 def _print(results: dict[str, Any], console: Console, out: Path) -> None:
     med = results["median"]
     table = Table(title="Instrumentation overhead on GET /products/{id} (median of rounds)")
-    for column in ("app", "RPS", "p99 ms"):
+    for column in ("app", "RPS", "p99 ms", "app CPU ms/request"):
         table.add_column(column)
     for name in ("bare", "instrumented"):
-        table.add_row(name, f"{med[name]['rps']:.0f}", f"{med[name]['p99_ms']:.0f}")
+        table.add_row(
+            name,
+            f"{med[name]['rps']:.0f}",
+            f"{med[name]['p99_ms']:.0f}",
+            f"{med[name]['cpu_ms_per_request']:.3f}",
+        )
     console.print(table)
     console.print(
         f"throughput ratio instrumented/bare: {results['throughput_ratio']:.3f} (target >= 0.95); "
-        f"p99 ratio: {results['p99_ratio']:.2f}"
+        f"p99 ratio: {results['p99_ratio']:.2f}; CPU per request ratio: "
+        f"{results['cpu_per_request_ratio']:.3f}"
     )
     wrk = results["wrk_healthz_rps"]
     locust_rps = results["locust_healthz"]["rps"]
@@ -167,10 +202,11 @@ def _print(results: dict[str, Any], console: Console, out: Path) -> None:
         + (f"wrk {wrk:.0f} RPS (ratio {locust_rps / wrk:.2f})" if wrk else "wrk not installed")
     )
     lines = [
-        "| app | RPS | p99 ms |",
-        "|---|---|---|",
+        "| app | RPS | p99 ms | app CPU ms/request |",
+        "|---|---|---|---|",
         *(
-            f"| {n} | {med[n]['rps']:.0f} | {med[n]['p99_ms']:.0f} |"
+            f"| {n} | {med[n]['rps']:.0f} | {med[n]['p99_ms']:.0f} "
+            f"| {med[n]['cpu_ms_per_request']:.3f} |"
             for n in ("bare", "instrumented")
         ),
         "",

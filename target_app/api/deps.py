@@ -10,10 +10,18 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
 from faults import FaultRuntime
+from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
 from target_app.settings import Settings
 
-__all__ = ["AdminDep", "DbSession", "FaultsDep", "SettingsDep", "ToggleAllowedDep"]
+__all__ = [
+    "AdminDep",
+    "DbSession",
+    "FaultsDep",
+    "SettingsDep",
+    "ToggleAllowedDep",
+    "UpstreamDep",
+]
 
 
 def _settings(request: Request) -> Settings:
@@ -31,7 +39,18 @@ def _faults(request: Request) -> FaultRuntime:
     return runtime
 
 
+def _upstream(request: Request) -> UpstreamClient:
+    client: UpstreamClient | None = request.app.state.upstream
+    if client is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "no upstream configured (UPSTREAM_URL); start the lab's services with `make up`",
+        )
+    return client
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
+UpstreamDep = Annotated[UpstreamClient, Depends(_upstream)]
 DbSession = Annotated[Session, Depends(_session)]
 FaultsDep = Annotated[FaultRuntime, Depends(_faults)]
 

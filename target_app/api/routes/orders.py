@@ -5,12 +5,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from target_app.api.deps import DbSession
+from target_app.api.deps import DbSession, FaultsDep, UpstreamDep
+from target_app.clients.upstream import CallPolicy, UpstreamError, UpstreamUnavailable
+from target_app.db import Database
 from target_app.models import Order, OrderItem, Product, User
 
 __all__ = ["router"]
@@ -70,3 +74,47 @@ def get_order(order_id: int, session: DbSession) -> dict[str, Any]:
     if order is None:
         raise HTTPException(404, f"no order {order_id}")
     return _order_out(order)
+
+
+def _order_total(database: Database, order_id: int) -> Decimal | None:
+    with database.sessions() as session:
+        order = session.get(Order, order_id)
+        return None if order is None else order.total
+
+
+@router.post("/{order_id}/pay")
+async def pay_order(
+    order_id: int, request: Request, faults: FaultsDep, upstream: UpstreamDep
+) -> Any:
+    """Charge the order with the payment provider, within the API's 2 s budget.
+
+    Two seams wrap the call: the deadline (`upstream-slow`) around the retries
+    (`upstream-flaky`). The idempotency key is derived from the order, so every
+    attempt, and every double submit, is the same charge.
+
+    The DB session is closed before the provider is called: a connection held
+    through a 6 s call starves the pool (8 connections on SQLite) and queues
+    every other request behind it.
+    """
+    total = await run_in_threadpool(_order_total, request.app.state.db, order_id)
+    if total is None:
+        raise HTTPException(404, f"no order {order_id}")
+    deadline: CallPolicy = faults.pick("upstream-slow")
+    retries: CallPolicy = faults.pick("upstream-flaky")
+    key = f"order-{order_id}-payment"
+
+    async def charge_once() -> Any:
+        return await upstream.charge(order_id, str(total), key)
+
+    try:
+        payment = await deadline.call("payments", lambda: retries.call("payments", charge_once))
+    except UpstreamUnavailable as exc:
+        # The fallback: true, fast, and actionable. A background job confirms
+        # the charge later with the same idempotency key.
+        return JSONResponse(
+            {"order_id": order_id, "status": "payment_pending", "detail": str(exc)},
+            status_code=status.HTTP_202_ACCEPTED,
+        )
+    except UpstreamError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"payment failed: {exc}") from None
+    return {"order_id": order_id, "status": "paid", "payment": payment}

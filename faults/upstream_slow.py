@@ -1,0 +1,103 @@
+"""upstream-slow (seed 6): the API must answer in 2 s, the payment provider takes 6 s.
+
+Network condition (both variants): a 6 s latency toxic on the upstream link.
+Seam: the deadline policy around every upstream call,
+`faults.pick("upstream-slow")`, used by `POST /orders/{order_id}/pay`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from faults._contract import Scenario, Symptom, Toxic
+from target_app.clients.upstream import UpstreamUnavailable
+
+__all__ = ["SCENARIO", "DeadlineParams", "DeadlinePolicy", "WaitForeverPolicy"]
+
+T = TypeVar("T")
+
+
+class DeadlineParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deadline_seconds: float = Field(
+        2.0, gt=0, le=60, description="fixed: give up on the provider after this long"
+    )
+
+
+# --- faulty -----------------------------------------------------------------
+
+
+class WaitForeverPolicy:
+    """Await the provider for as long as it takes: the request inherits its 6 s."""
+
+    def __init__(self, params: DeadlineParams) -> None:
+        pass
+
+    async def call(self, dependency: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        return await attempt()
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class DeadlinePolicy:
+    """Cancel the call at the deadline; the route answers with its fallback instead."""
+
+    def __init__(self, params: DeadlineParams) -> None:
+        self.deadline = params.deadline_seconds
+
+    async def call(self, dependency: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await attempt()
+        except TimeoutError:
+            raise UpstreamUnavailable(
+                f"{dependency} did not answer within {self.deadline:g} s"
+            ) from None
+
+
+SCENARIO = Scenario(
+    slug="upstream-slow",
+    title="API must answer in 2 s, the external API takes 6 s (no timeout)",
+    seeds=(6,),
+    kind="network",
+    summary=(
+        "The payment provider answers in 6 s. Without a deadline every checkout takes 6 s; "
+        "with a 2 s asyncio timeout and a fallback (202, payment pending) it takes 2 s, no 5xx."
+    ),
+    faulty=WaitForeverPolicy,
+    fixed=DeadlinePolicy,
+    params=DeadlineParams,
+    requires=("toxiproxy", "upstream"),
+    toxics=(Toxic("upstream", "latency", {"latency": 6000, "jitter": 0}),),
+    workload="checkout",
+    default_load={"users": 20, "duration": "30s"},
+    symptom=Symptom(
+        metric="p99_ms",
+        op=">",
+        threshold=3000.0,
+        description="checkout p99 follows the provider's 6 s instead of the 2 s budget",
+    ),
+    diagnosis="""\
+**What you see.** Checkout p99 at ~6 s (the provider's latency) while CPU is
+idle; `upstream_request_duration_seconds` by `dependency="payments"` shows the
+same 6 s, and the Server-Timing header puts it in `upstream`, not `db` or `app`.
+With the fix, p99 is ~2 s, the answer is `202 payment_pending`, and the
+`outcome="cancelled"` series counts the calls given up.
+
+**Async timeout.** `async with asyncio.timeout(2.0): await client.post(...)`
+(Python 3.11+; `asyncio.wait_for` before) cancels the call at the deadline. Set
+it from the budget: the API's 2 s minus your own work, and also set the HTTP
+client's connect/read timeouts so a dead socket cannot outlive the deadline.
+
+**Fallback.** Answer what is true: `202 Accepted` with `status: payment_pending`
+and a way to learn the outcome (webhook, status URL, e-mail); let a background
+job confirm with the provider using the same idempotency key. For reads
+(inventory), serve the last known value marked stale.
+""",
+)

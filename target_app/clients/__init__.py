@@ -1,0 +1,1 @@
+"""Clients of the app's dependencies (upstream API, Redis), measured on every call."""

@@ -1,0 +1,222 @@
+"""A fake third-party payment and inventory API, itself a FastAPI app.
+
+Business endpoints (what the shop calls):
+
+- `POST /payments` {order_id, amount, idempotency_key?}: charge; 201 with a
+  payment id. A repeated idempotency key (in the body or the `Idempotency-Key`
+  header) returns the first payment (200, `replayed: true`) and charges nothing;
+  the same key with a different order or amount is a 409.
+- `GET /inventory/{sku}`: stock for a SKU, deterministic per SKU.
+
+Their behaviour (`latency_ms`, `jitter_ms`, `failure_rate`, `failure_status`,
+`seed`) is set at start-up by UPSTREAM_LATENCY_MS, UPSTREAM_JITTER_MS,
+UPSTREAM_FAILURE_RATE, UPSTREAM_FAILURE_STATUS, UPSTREAM_SEED, and at run time
+by `PUT /_control` (only the fields given change; giving `seed` restarts the
+random stream, so a run is repeatable). A failure is decided per call from that
+seeded stream, after the latency, and nothing is charged.
+
+Control plane (never slowed, never failed): `GET /healthz`, `GET|PUT /_control`,
+`GET /_control/stats` (calls received by endpoint and outcome: how the lab
+counts retry amplification), `DELETE /_control/stats`, `GET /metrics`
+(`upstream_server_calls_total{endpoint, outcome}`).
+
+State lives in the process: run one worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import zlib
+from collections import Counter
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import Counter as PromCounter
+from pydantic import BaseModel, Field
+
+from upstream import __version__
+
+__all__ = ["Behaviour", "app", "create_app"]
+
+PAYMENTS = "POST /payments"
+INVENTORY = "GET /inventory/{sku}"
+WAREHOUSES = ["ams-1", "fra-2", "lon-1", "par-3"]
+
+
+@dataclass
+class Behaviour:
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    failure_rate: float = 0.0
+    failure_status: int = 503
+    seed: int = 0
+
+    @classmethod
+    def from_env(cls) -> Behaviour:
+        env = os.environ
+        return cls(
+            latency_ms=float(env.get("UPSTREAM_LATENCY_MS", 0)),
+            jitter_ms=float(env.get("UPSTREAM_JITTER_MS", 0)),
+            failure_rate=float(env.get("UPSTREAM_FAILURE_RATE", 0)),
+            failure_status=int(env.get("UPSTREAM_FAILURE_STATUS", 503)),
+            seed=int(env.get("UPSTREAM_SEED", 0)),
+        )
+
+
+class Control(BaseModel):
+    latency_ms: float | None = Field(None, ge=0, le=600_000)
+    jitter_ms: float | None = Field(None, ge=0, le=600_000)
+    failure_rate: float | None = Field(None, ge=0, le=1)
+    failure_status: int | None = Field(None, ge=400, le=599)
+    seed: int | None = None
+
+
+class Charge(BaseModel):
+    order_id: int
+    amount: Decimal = Field(gt=0, lt=10**10)  # any precision: charged to the cent
+    idempotency_key: str | None = Field(None, max_length=255)
+
+
+class State:
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.random = random.Random(behaviour.seed)
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.by_key: dict[str, str] = {}
+
+    def reseed(self) -> None:
+        self.random = random.Random(self.behaviour.seed)
+
+
+def create_app(behaviour: Behaviour | None = None) -> FastAPI:
+    state = State(behaviour or Behaviour.from_env())
+    registry = CollectorRegistry()
+    # "server": these are the calls upstream received, not the app's client-side metrics.
+    calls_total = PromCounter(
+        "upstream_server_calls", "Calls received, by endpoint and outcome",
+        ["endpoint", "outcome"], registry=registry,
+    )  # fmt: skip
+    api = FastAPI(title="upstream: a fake third-party API", version=__version__)
+    api.state.upstream = state
+
+    def count(endpoint: str, outcome: str) -> None:
+        state.calls[(endpoint, outcome)] += 1
+        calls_total.labels(endpoint, outcome).inc()
+
+    async def misbehave(endpoint: str) -> JSONResponse | None:
+        """The configured latency, then maybe the configured failure."""
+        b = state.behaviour
+        jitter = state.random.uniform(-b.jitter_ms, b.jitter_ms) if b.jitter_ms else 0.0
+        delay = b.latency_ms + jitter
+        fail = b.failure_rate > 0 and state.random.random() < b.failure_rate
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+        if fail:
+            count(endpoint, "injected_failure")
+            return JSONResponse(
+                {"error": "injected failure", "status": b.failure_status},
+                status_code=b.failure_status,
+            )
+        return None
+
+    @api.post("/payments", status_code=201)
+    async def charge(
+        body: Charge,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    ) -> Any:
+        if failed := await misbehave(PAYMENTS):
+            return failed
+        key = body.idempotency_key or idempotency_key
+        amount = body.amount.quantize(Decimal("0.01"))
+        if key and key in state.by_key:
+            first = state.payments[state.by_key[key]]
+            if first["order_id"] != body.order_id or Decimal(first["amount"]) != amount:
+                count(PAYMENTS, "conflict")
+                return JSONResponse(
+                    {"error": "idempotency key reused with a different charge", "key": key},
+                    status_code=409,
+                )
+            count(PAYMENTS, "replayed")
+            response.status_code = 200
+            return {**first, "replayed": True}
+        payment_id = f"pay_{len(state.payments) + 1:010d}"
+        payment = {
+            "id": payment_id,
+            "order_id": body.order_id,
+            "amount": str(amount),
+            "status": "captured",
+            "idempotency_key": key,
+        }
+        state.payments[payment_id] = payment
+        if key:
+            state.by_key[key] = payment_id
+        count(PAYMENTS, "ok")
+        return {**payment, "replayed": False}
+
+    @api.get("/payments/{payment_id}")
+    async def get_payment(payment_id: str) -> Any:
+        payment = state.payments.get(payment_id)
+        if payment is None:
+            return JSONResponse({"error": "no such payment"}, status_code=404)
+        return payment
+
+    @api.get("/inventory/{sku}")
+    async def inventory(sku: str) -> Any:
+        if failed := await misbehave(INVENTORY):
+            return failed
+        digest = zlib.crc32(sku.encode())
+        count(INVENTORY, "ok")
+        return {
+            "sku": sku,
+            "available": digest % 500,
+            "warehouse": WAREHOUSES[digest % len(WAREHOUSES)],
+        }
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @api.get("/_control")
+    async def get_control() -> dict[str, Any]:
+        return asdict(state.behaviour)
+
+    @api.put("/_control")
+    async def put_control(change: Control) -> dict[str, Any]:
+        given = change.model_dump(exclude_none=True)
+        for field, value in given.items():
+            setattr(state.behaviour, field, value)
+        if "seed" in given:
+            state.reseed()
+        return asdict(state.behaviour)
+
+    @api.get("/_control/stats")
+    async def stats() -> dict[str, Any]:
+        by_endpoint: dict[str, dict[str, int]] = {}
+        for (endpoint, outcome), n in sorted(state.calls.items()):
+            by_endpoint.setdefault(endpoint, {})[outcome] = n
+        return {
+            "total": sum(state.calls.values()),
+            "by_endpoint": {e: {**o, "total": sum(o.values())} for e, o in by_endpoint.items()},
+            "payments": len(state.payments),
+        }
+
+    @api.delete("/_control/stats", status_code=204)
+    async def reset_stats() -> None:
+        state.calls.clear()
+
+    @api.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return api
+
+
+app = create_app()
