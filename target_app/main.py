@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 import faults
 from target_app import metrics
-from target_app.api.routes import health, lab_admin, orders, products, users
+from target_app.api.routes import catalog, health, lab_admin, orders, products, users
 from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
 from target_app.observability import MetricsMiddleware, configure_logging, running_lag_monitor
@@ -68,6 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "app started",
                 extra={"fields": {"env": settings.lab_env, "active": sorted(store.active())}},
             )
+            if settings.redis_url:
+                # No client-side timeout here: how long to wait is the cache
+                # policy's decision (faults/redis_timeout.py).
+                app.state.redis = Redis.from_url(settings.redis_url)
+                stack.push_async_callback(app.state.redis.aclose)
             if settings.upstream_url:
                 app.state.upstream = UpstreamClient(settings.upstream_url)
                 stack.push_async_callback(app.state.upstream.aclose)
@@ -79,11 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings)
     app.state.faults = runtime
     app.state.upstream = None
+    app.state.redis = None
 
     app.include_router(health.router)
     app.include_router(products.router)
     app.include_router(orders.router)
     app.include_router(users.router)
+    app.include_router(catalog.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

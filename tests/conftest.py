@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +81,51 @@ def app_process(tmp_path: Path, seeded_db: str) -> Iterator[RunningApp]:
     running = start_app(tmp_path, seeded_db)
     yield running
     running.server.stop()
+
+
+# --- native services (lab up), for the scenarios and tests that need them ---
+
+REPO = Path(__file__).resolve().parents[1]
+OFFSET = "2000"
+
+
+class LabServices:
+    def __init__(self) -> None:
+        home = Path(tempfile.mkdtemp(prefix="lab-scenarios-", dir="/tmp"))
+        home.chmod(0o755)  # the postgres user must be able to enter it
+        self.home = home
+        self.env = {"LAB_HOME": str(home), "LAB_PORT_OFFSET": OFFSET, "COLUMNS": "200"}
+        self.started: set[str] = set()
+
+    def lab(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lab.cli", *args], env={**os.environ, **self.env}, cwd=REPO,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def up(self, *names: str, rows: int = 20_000) -> dict[str, str]:
+        binaries = {"postgres": "pg_ctl", "redis": "redis-server", "prometheus": "prometheus"}
+        for name in names:
+            if name in binaries and name != "postgres":
+                need(shutil.which(binaries[name]) is not None, f"{binaries[name]} is not installed")
+        wanted = [n for n in names if n not in self.started]
+        if wanted:
+            only = [arg for n in wanted for arg in ("--only", n)]
+            done = self.lab("up", *only, "--rows", str(rows))
+            need(done.returncode == 0, f"`lab up {' '.join(only)}` failed: {done.stderr[-2000:]}")
+            self.started.update(wanted)
+        return self.env
+
+    def down(self) -> None:
+        if self.started:
+            self.lab("down")
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab_services() -> Iterator[Callable[..., dict[str, str]]]:
+    services = LabServices()
+    try:
+        yield services.up
+    finally:
+        services.down()

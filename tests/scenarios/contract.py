@@ -1,27 +1,50 @@
 """The scenario contract, as a test: faulty shows the symptom, fixed does not.
 
 Each scenario's test file calls `prove(slug, ...)`; adding a scenario touches
-only its module in faults/ and its own test file.
+only its module in faults/ and its own test file. Runs go through the real CLI
+(`python -m lab.cli run`) in a child process, as a user's would, so that the
+environment (LAB_HOME, LAB_PORT_OFFSET of the test services) is the child's own.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from lab.runner import RunOptions, RunResult, run
+REPO = Path(__file__).resolve().parents[2]
 
 
-def run_variant(slug: str, fixed: bool, out: Path, **load: Any) -> RunResult:
-    options = RunOptions(slug=slug, fixed=fixed, out=out, **load)
-    result = run(options)
-    assert result.status == "completed", f"{slug} {options.variant}: {result.error}"
-    return result
+def run_variant(
+    slug: str, fixed: bool, out: Path, env: dict[str, str] | None = None, **options: Any
+) -> dict[str, Any]:
+    args = [sys.executable, "-m", "lab.cli", "run", slug, "--out", str(out)]
+    if fixed:
+        args.append("--fixed")
+    for name, value in options.items():
+        args += [f"--{name.replace('_', '-')}", str(value)]
+    done = subprocess.run(
+        args, env={**os.environ, **(env or {})}, cwd=REPO, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    variant = "fixed" if fixed else "faulty"
+    assert done.returncode == 0, (
+        f"{slug} {variant} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    )
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed", summary
+    return summary
 
 
-def prove(slug: str, out: Path, **load: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    faulty = run_variant(slug, False, out, **load).summary
-    fixed = run_variant(slug, True, out, **load).summary
+def prove(
+    slug: str, out: Path, env: dict[str, str] | None = None, **options: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    faulty = run_variant(slug, False, out, env, **options)
+    fixed = run_variant(slug, True, out, env, **options)
     f_sym, x_sym = faulty["symptom"], fixed["symptom"]
     assert f_sym["present"] is True, f"faulty {slug} did not show its symptom: {f_sym}"
     assert x_sym["present"] is False, f"fixed {slug} still shows the symptom: {x_sym}"

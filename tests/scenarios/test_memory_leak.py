@@ -12,7 +12,10 @@ pytestmark = [pytest.mark.scenario, pytest.mark.integration]
 
 
 def test_memory_leak_faulty_vs_fixed(tmp_path: Path, lab_home: Path, seeded_db: str) -> None:
-    faulty, fixed = prove("memory-leak", tmp_path, duration_s=20, users=30, seed_rows=2000)
+    faulty, fixed = prove(
+        "memory-leak", tmp_path, env={"LAB_HOME": str(lab_home)},
+        duration="20s", users=30, rows=2000,
+    )  # fmt: skip
     # The leak is per request: the faulty slope is many times the fixed one.
     assert faulty["rss_slope_mb_per_10k_requests"] > 3 * fixed["rss_slope_mb_per_10k_requests"]
     assert faulty["rss_end_mb"] > fixed["rss_end_mb"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
-from target_app.api.deps import DbSession
+from faults.db_latency import FourRoundTrips
+from target_app.api.deps import DbSession, FaultsDep
 from target_app.models import User
 
 __all__ = ["router"]
@@ -20,3 +21,18 @@ def get_user(user_id: int, session: DbSession) -> dict[str, Any]:
     if user is None:
         raise HTTPException(404, f"no user {user_id}")
     return {"id": user.id, "email": user.email, "name": user.name, "role": user.role}
+
+
+@router.get("/{user_id}/dashboard")
+def user_dashboard(user_id: int, request: Request, faults: FaultsDep) -> dict[str, Any]:
+    """Order count, money spent and recent orders: the db-latency seam.
+
+    A read on an autocommit connection: no BEGIN and no ROLLBACK round trips.
+    """
+    repository: FourRoundTrips = faults.pick("db-latency")
+    engine = request.app.state.db.engine
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        dashboard = repository.load(conn, user_id)
+    if dashboard is None:
+        raise HTTPException(404, f"no user {user_id}")
+    return dashboard

@@ -1,0 +1,132 @@
+"""db-latency (seed 1): "is it DB latency or code latency?", and fewer round trips.
+
+Network condition (both variants): a 200 ms latency toxic on the Postgres link,
+as when the database moves to another zone. Seam: the user dashboard's
+repository, `faults.pick("db-latency")`, used by `GET /users/{user_id}/dashboard`.
+Both variants run on an autocommit connection (no BEGIN/ROLLBACK round trips),
+so the only difference is how many times the app waits for the DB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection, text
+
+from faults._contract import Scenario, Symptom, Toxic
+
+__all__ = ["SCENARIO", "DashboardParams", "FourRoundTrips", "OneRoundTrip"]
+
+
+class DashboardParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recent: int = Field(5, ge=1, le=100, description="recent orders on the dashboard")
+
+
+# --- faulty -----------------------------------------------------------------
+
+
+class FourRoundTrips:
+    """One query per widget: each waits a full round trip for the one before."""
+
+    def __init__(self, params: DashboardParams) -> None:
+        self.recent = params.recent
+
+    def load(self, conn: Connection, user_id: int) -> dict[str, Any] | None:
+        user = conn.execute(
+            text("SELECT id, name, email FROM users WHERE id = :id"), {"id": user_id}
+        ).first()
+        if user is None:
+            return None
+        orders = conn.scalar(
+            text("SELECT count(*) FROM orders WHERE user_id = :id"), {"id": user_id}
+        )
+        spent = conn.scalar(
+            text("SELECT coalesce(sum(total), 0) FROM orders WHERE user_id = :id"), {"id": user_id}
+        )
+        recent = conn.scalars(
+            text("SELECT id FROM orders WHERE user_id = :id ORDER BY id DESC LIMIT :n"),
+            {"id": user_id, "n": self.recent},
+        ).all()
+        return {"id": user.id, "name": user.name, "email": user.email, "orders": orders,
+                "spent": str(spent), "recent_order_ids": list(recent)}  # fmt: skip
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class OneRoundTrip:
+    """The same widgets in one statement: the DB does the joining, the app waits once."""
+
+    def __init__(self, params: DashboardParams) -> None:
+        self.recent = params.recent
+
+    def load(self, conn: Connection, user_id: int) -> dict[str, Any] | None:
+        row = conn.execute(
+            text(
+                """
+                SELECT u.id, u.name, u.email,
+                       (SELECT count(*) FROM orders o WHERE o.user_id = u.id) AS orders,
+                       (SELECT coalesce(sum(total), 0) FROM orders o WHERE o.user_id = u.id)
+                           AS spent,
+                       ARRAY(SELECT o.id FROM orders o WHERE o.user_id = u.id
+                             ORDER BY o.id DESC LIMIT :n) AS recent
+                FROM users u WHERE u.id = :id
+                """
+            ),
+            {"id": user_id, "n": self.recent},
+        ).first()
+        if row is None:
+            return None
+        return {"id": row.id, "name": row.name, "email": row.email, "orders": row.orders,
+                "spent": str(row.spent), "recent_order_ids": list(row.recent)}  # fmt: skip
+
+
+SCENARIO = Scenario(
+    slug="db-latency",
+    title="Slow endpoint: DB latency or code latency? (200 ms to the database)",
+    seeds=(1,),
+    kind="network",
+    summary=(
+        "200 ms of latency on the DB link. The dashboard's four sequential queries wait "
+        "four round trips (~800 ms); one statement waits one (~200 ms). CPU per request "
+        "does not move: the time is in the DB share of the Server-Timing header."
+    ),
+    faulty=FourRoundTrips,
+    fixed=OneRoundTrip,
+    params=DashboardParams,
+    requires=("postgres", "toxiproxy"),
+    toxics=(Toxic("postgres", "latency", {"latency": 200, "jitter": 0}),),
+    workload="dashboard",
+    default_load={"users": 20, "duration": "30s"},
+    symptom=Symptom(
+        metric="p50_ms",
+        op=">",
+        threshold=500.0,
+        description="each request waits several DB round trips of 200 ms",
+    ),
+    diagnosis="""\
+**DB latency or code latency?** Read it off the request itself: the
+`Server-Timing` header splits every response into `db`, `upstream` and `app`
+time (`curl -si localhost:8000/users/1/dashboard | grep -i server-timing`), and
+summary.json carries `db_time_share` and `app_cpu_ms_per_request`. Here DB time
+is > 80% of request time and CPU per request stays at a fraction of a
+millisecond while latency is 800 ms: the app is waiting, not working. A
+py-spy profile agrees (the worker threads sit in `psycopg` waits). Code latency
+looks the other way round: CPU per request rises with latency, DB share falls.
+
+**Where the latency comes from.** `db_query_duration_seconds` shows every
+statement at >= 200 ms regardless of its plan; `pg_stat_statements` (on in the
+lab's Postgres) shows the same statements fast on the server: the time is on the
+wire, not in the database.
+
+**How async helps.** It does not make one request faster: four sequential
+awaits still wait four round trips. It lets one worker serve many waiting
+requests, and it lets *independent* queries run concurrently
+(`asyncio.gather` over separate connections). The real fix for latency is
+fewer round trips: one statement (subqueries, joins, `ARRAY(...)`), batched
+loading, no BEGIN/ROLLBACK for single reads, and a DB in the app's zone.
+""",
+)

@@ -1,0 +1,146 @@
+"""redis-timeout: the cache became the slowest thing in the request.
+
+Network condition (both variants): 2 s of latency on the Redis link, as when
+Redis swaps or its network degrades. Seam: the cache policy of
+`GET /catalog/stats`, `faults.pick("redis-timeout")`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from faults._contract import Scenario, Symptom, Toxic
+from target_app import metrics
+
+__all__ = ["SCENARIO", "BoundedCache", "CacheParams", "TrustingCache"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CACHE_NAME = "catalog_stats"
+
+
+class CacheParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(30, ge=1, le=86_400, description="how long a result is cached")
+    timeout_ms: float = Field(50, gt=0, le=10_000, description="fixed: budget of one Redis call")
+    bypass_seconds: float = Field(
+        5, ge=0, le=600, description="fixed: skip Redis for this long after it failed"
+    )
+
+
+# --- faulty -----------------------------------------------------------------
+
+
+class TrustingCache:
+    """Cache-aside that trusts Redis to be fast: every request waits for it."""
+
+    def __init__(self, params: CacheParams) -> None:
+        self.ttl = params.ttl_seconds
+
+    async def get_or_compute(
+        self, redis: Redis, key: str, compute: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        cached = await redis.get(key)
+        metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit" if cached else "miss").inc()
+        if cached is not None:
+            return cached if isinstance(cached, bytes) else str(cached).encode()
+        value = await compute()
+        await redis.set(key, value, ex=self.ttl)
+        return value
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class BoundedCache:
+    """The cache is an optimisation, never a dependency.
+
+    Each Redis call gets a small budget; on timeout or error the request goes
+    to the source, and Redis is bypassed for a while instead of being asked
+    (and waited for) again by every request.
+    """
+
+    def __init__(self, params: CacheParams) -> None:
+        self.ttl = params.ttl_seconds
+        self.timeout = params.timeout_ms / 1000
+        self.bypass_seconds = params.bypass_seconds
+        self.bypass_until = 0.0
+
+    async def _bounded(self, call: Awaitable[T]) -> T | None:
+        if time.monotonic() < self.bypass_until:
+            return None
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await call
+        except (TimeoutError, RedisError, OSError) as exc:
+            self.bypass_until = time.monotonic() + self.bypass_seconds
+            log.warning("redis unavailable, bypassing it for %.0f s: %r", self.bypass_seconds, exc)
+            metrics.CACHE_REQUESTS.labels(CACHE_NAME, "error").inc()
+            return None
+
+    async def get_or_compute(
+        self, redis: Redis, key: str, compute: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        cached = await self._bounded(redis.get(key))
+        if cached is not None:
+            metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit").inc()
+            return cached if isinstance(cached, bytes) else str(cached).encode()
+        metrics.CACHE_REQUESTS.labels(CACHE_NAME, "miss").inc()
+        value = await compute()
+        await self._bounded(redis.set(key, value, ex=self.ttl))
+        return value
+
+
+SCENARIO = Scenario(
+    slug="redis-timeout",
+    title="Redis is slow and every request waits for the cache",
+    seeds=(17,),
+    kind="network",
+    summary=(
+        "2 s of latency on the Redis link. A cache-aside without a timeout makes every "
+        "request wait for Redis (p50 >= 2 s); a 50 ms budget per call, a fall back to the "
+        "source and a bypass window keep p50 at the cost of the computation."
+    ),
+    faulty=TrustingCache,
+    fixed=BoundedCache,
+    params=CacheParams,
+    requires=("redis", "toxiproxy"),
+    toxics=(Toxic("redis", "latency", {"latency": 2000, "jitter": 0}),),
+    workload="catalog",
+    default_load={"users": 20, "duration": "30s"},
+    symptom=Symptom(
+        metric="p50_ms",
+        op=">",
+        threshold=1000.0,
+        description="requests wait for the cache longer than computing the answer takes",
+    ),
+    diagnosis="""\
+**What you see.** p50 of `/catalog/stats` at >= 2 s while CPU and the DB are
+idle; Server-Timing shows neither `db` nor `upstream` time: the wait is in the
+app, on the Redis socket (`py-spy dump` shows the event loop idle and the
+request awaiting `redis.asyncio` reads). `cache_requests_total{cache="catalog_stats"}`
+keeps counting hits: the cache *works*, it is just slower than the source.
+
+**Why Redis over in-memory (seed 17).** Shared by every worker and instance
+(one computation per TTL, not one per process), survives deploys, bounded by
+its own `maxmemory` policy instead of the app's RSS. The price is a network
+hop, which must be bounded like any other dependency.
+
+**How long to cache.** As long as the data may be stale for its readers (here
+30 s of catalogue statistics), with expiry jitter if many keys are written at
+once; invalidate on writes where staleness is not acceptable.
+
+**Fix.** A per-call timeout well under the request budget
+(`socket_timeout` / `asyncio.timeout`), fall back to the source on any cache
+error, and stop asking a sick cache for a few seconds (a tiny circuit breaker).
+""",
+)
