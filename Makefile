@@ -35,7 +35,7 @@ help:
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=python3.11 (or newer)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing the lab into $(VENV) (first time only)..."
+	@echo "installing the lab into $(VENV) (first time only)..." >&2
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
@@ -84,5 +84,8 @@ down: $(STAMP)
 status: $(STAMP)
 	@$(LAB) status
 
+# Stops the lab's services first: their data lives in .lab/. The Toxiproxy
+# binary there goes too (`make services` builds it again).
 clean:
+	@if [ -x $(LAB) ]; then $(LAB) down || true; fi
 	rm -rf runs .lab .pytest_cache .mypy_cache .ruff_cache

@@ -208,6 +208,22 @@ def serve_cmd(
     raise typer.Exit(serve.run(slug, fixed, workers, port, _parse_params(param), rows, err))
 
 
+@app.command("chaos")
+def chaos_cmd(
+    slug: Annotated[str | None, typer.Argument(help="a network scenario")] = None,
+    reset: Annotated[bool, typer.Option("--reset", help="remove every toxic")] = False,
+) -> None:
+    """Apply a network scenario's toxics to the running lab (or --reset them)."""
+    from lab.commands import chaos
+
+    toxics = chaos.run(slug, reset)
+    for toxic in toxics:
+        err.print(f"{toxic['link']}: {toxic['type']} {toxic['attributes']} "
+                  f"({toxic['stream']}, toxicity {toxic['toxicity']})")  # fmt: skip
+    err.print("toxics applied; `lab chaos --reset` removes them" if toxics else "no toxics left")
+    print(json.dumps(toxics))
+
+
 @app.command("seed")
 def seed_cmd(
     rows: Rows = 10_000,

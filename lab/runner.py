@@ -35,6 +35,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 import faults
 import lab
 from lab.app_server import AppConfig, AppServer
+from lab.chaos import apply_toxics, clear_toxics
 from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun, latest_stats
 from lab.paths import lab_home, new_run_dir
@@ -161,25 +162,11 @@ class _Network:
         return out
 
     def apply_toxics(self) -> list[dict[str, Any]]:
-        from lab.services import toxiproxy
-
-        if not self.scenario.toxics:
-            return []
-        toxiproxy.reset()  # whatever a killed run left behind goes first
-        for toxic in self.scenario.toxics:
-            if toxic.type == "down":
-                toxiproxy.set_enabled(toxic.link, False)
-            else:
-                toxiproxy.add_toxic(
-                    toxic.link, toxic.type, dict(toxic.attributes), toxic.stream, toxic.toxicity
-                )
-        return [t.as_dict() for t in self.scenario.toxics]
+        return apply_toxics(self.scenario) if self.scenario.toxics else []
 
     def remove_toxics(self) -> None:
-        from lab.services import toxiproxy
-
         if self.scenario.toxics:
-            toxiproxy.reset()
+            clear_toxics()
 
     def register(self, port: int, variant: str) -> str | None:
         """Tell a running Prometheus to scrape this run's app; its URL, or None."""
@@ -438,6 +425,10 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 _guarded("unregister from Prometheus", cleanup_errors, network.unregister)
                 if app is not None:
                     _guarded("stop app", cleanup_errors, app.stop)
+                if meta.get("prometheus") and meta.get("load_started_at"):
+                    with console.status("rendering the dashboard from Prometheus"):
+                        _guarded("dashboard snapshot", cleanup_errors,
+                                 lambda: _snapshot(run_dir, meta))  # fmt: skip
                 if profiler is not None:
                     with console.status(f"writing the {options.profile} profile"):
                         _guarded("finalize profile", cleanup_errors, profiler.finalize)
@@ -453,6 +444,14 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
                 with contextlib.suppress(FileNotFoundError):
                     store.path.unlink()
     return RunResult(run_dir, status, error, summary)
+
+
+def _snapshot(run_dir: Path, meta: dict[str, Any]) -> None:
+    from lab.commands.dashboard import snapshot
+
+    # The window is read from meta.json: write the end of the load first.
+    _write_json(run_dir / "meta.json", {**meta, "ended_at": _now()})
+    snapshot(run_dir, meta["prometheus"])
 
 
 def _app_command(app: AppServer) -> list[str]:

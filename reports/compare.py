@@ -53,6 +53,11 @@ COMPARED_METRICS: list[MetricSpec] = [
     MetricSpec("event_loop_lag_p99_ms", "event-loop lag p99 (ms)"),
     MetricSpec("server_p95_ms", "server-side p95 (ms)"),
     MetricSpec("app_cpu_ms_per_request", "app CPU per request (ms)"),
+    # Where the time goes (no per-second series: reported, not bootstrapped).
+    MetricSpec("db_time_share", "share of request time in the DB"),
+    MetricSpec("db_queries_per_request", "DB queries per request"),
+    MetricSpec("upstream_calls_per_request", "upstream calls per request"),
+    MetricSpec("unhandled_error_rate", "unhandled 500s / responses"),
 ]
 
 

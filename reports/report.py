@@ -101,6 +101,11 @@ def build_report(run_dir: Path) -> Path:
     write_summary(run_dir, summary)
     plot_notes: list[str] = []
     plots = _make_plots(ev, run_dir / "plots", plot_notes)
+    # Rendered from Prometheus by the lab when Prometheus ran (`lab dashboard
+    # snapshot`); kept in the run dir, so a rebuilt report still has it.
+    dashboard = run_dir / "plots" / "dashboard.png"
+    if dashboard.is_file():
+        plots.append(dashboard)
     verdict_class, verdict = symptom_verdict(summary.get("symptom"))
     meta = ev.meta
     files = []

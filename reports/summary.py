@@ -57,6 +57,7 @@ SUMMARY_FIELDS = [
     "db_queries_per_request",
     "upstream_calls_per_request",
     "responses_by_status",
+    "unhandled_error_rate",
     "symptom",
     "notes",
 ]
@@ -193,7 +194,13 @@ def _diagnosis_numbers(ev: Evidence, out: dict[str, Any]) -> None:
     out["db_queries_per_request"] = _div(queries, counted)
     calls = _delta(ev, "upstream_request_duration_seconds_count")
     out["upstream_calls_per_request"] = _div(calls, served) if calls else None
-    out["responses_by_status"] = _responses_by_status(ev)
+    statuses = _responses_by_status(ev)
+    out["responses_by_status"] = statuses
+    # 500 is what an exception nobody handled becomes; 502/503/504 are answers
+    # the app chose. The share of the former is a code defect's signature.
+    out["unhandled_error_rate"] = (
+        _div(float(statuses.get("500", 0)), float(sum(statuses.values()))) if statuses else None
+    )
 
 
 def _responses_by_status(ev: Evidence) -> dict[str, int] | None:

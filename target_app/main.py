@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 import faults
 from target_app import metrics
+from target_app.api.errors import install_error_handlers
 from target_app.api.routes import catalog, health, lab_admin, orders, products, users
 from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.upstream = None
     app.state.redis = None
 
+    install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(products.router)
     app.include_router(orders.router)

@@ -104,6 +104,10 @@ class LabServices:
         )  # fmt: skip
 
     def up(self, *names: str, rows: int = 20_000) -> dict[str, str]:
+        if not self.started:
+            # Services a killed earlier session left on these ports (its LAB_HOME
+            # is gone, so only `lab down`'s stray clean-up can find them).
+            self.lab("down")
         binaries = {"postgres": "pg_ctl", "redis": "redis-server", "prometheus": "prometheus"}
         for name in names:
             if name in binaries and name != "postgres":

@@ -26,6 +26,7 @@ State lives in the process: run one worker.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import zlib
@@ -46,6 +47,20 @@ __all__ = ["Behaviour", "app", "create_app"]
 
 PAYMENTS = "POST /payments"
 INVENTORY = "GET /inventory/{sku}"
+INVENTORY_FEED = "GET /inventory"
+
+
+def _stock(sku: str) -> dict[str, Any]:
+    digest = zlib.crc32(sku.encode())
+    return {
+        "sku": sku,
+        "available": digest % 500,
+        "warehouse": WAREHOUSES[digest % len(WAREHOUSES)],
+        "updated": "2026-11-25T00:00:00Z",
+        "supplier_note": f"restock cycle {digest % 7} days",
+    }
+
+
 WAREHOUSES = ["ams-1", "fra-2", "lon-1", "par-3"]
 
 
@@ -93,6 +108,10 @@ class State:
 
     def reseed(self) -> None:
         self.random = random.Random(self.behaviour.seed)
+
+
+# Built once: the SKUs of the lab's seeded shop (SKU-00000001 ...).
+_FEED = json.dumps([_stock(f"SKU-{i:08d}") for i in range(1, 5001)]).encode()
 
 
 def create_app(behaviour: Behaviour | None = None) -> FastAPI:
@@ -168,17 +187,20 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
             return JSONResponse({"error": "no such payment"}, status_code=404)
         return payment
 
+    @api.get("/inventory")
+    async def inventory_feed() -> Response:
+        """The whole stock feed (5,000 SKUs, ~400 KB): what a careless client downloads."""
+        if failed := await misbehave(INVENTORY_FEED):
+            return failed
+        count(INVENTORY_FEED, "ok")
+        return Response(_FEED, media_type="application/json")
+
     @api.get("/inventory/{sku}")
     async def inventory(sku: str) -> Any:
         if failed := await misbehave(INVENTORY):
             return failed
-        digest = zlib.crc32(sku.encode())
         count(INVENTORY, "ok")
-        return {
-            "sku": sku,
-            "available": digest % 500,
-            "warehouse": WAREHOUSES[digest % len(WAREHOUSES)],
-        }
+        return _stock(sku)
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

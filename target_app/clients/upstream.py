@@ -73,6 +73,13 @@ class UpstreamClient:
         body = {"order_id": order_id, "amount": amount, "idempotency_key": idempotency_key}
         return await self._measured("payments", lambda: self.http.post("/payments", json=body))
 
+    async def inventory_feed(self) -> Any:
+        # identity: the feed as the supplier serves it, with no compression asked for.
+        return await self._measured(
+            "inventory",
+            lambda: self.http.get("/inventory", headers={"Accept-Encoding": "identity"}),
+        )
+
     async def inventory(self, sku: str) -> Any:
         return await self._measured("inventory", lambda: self.http.get(f"/inventory/{sku}"))
 

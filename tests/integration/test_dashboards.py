@@ -1,11 +1,21 @@
-"""Every dashboard panel and every rule, evaluated by a real Prometheus after real load.
+"""Every dashboard panel and every rule, evaluated by the lab's own Prometheus after real load.
 
-The stack: the app under gunicorn (2 workers, multiprocess metrics), a real
-Toxiproxy with one proxy in front of it (the load goes through it), and the
-real Prometheus binary scraping both every second with the lab's rule files.
-Locust drives the shop workload through the proxy with the memory-leak fault
-switched on half-way, then each expression is sent to /api/v1/query as
-Grafana would send it (template variables substituted).
+The stack is the lab's: `lab up --only postgres --only redis --only upstream
+--only prometheus` (the `lab_services` fixture: Toxiproxy in front of every
+link, Postgres seeded with 20k rows, the fake payment provider, Prometheus with
+the lab's rule files and its file_sd directory). The app runs under gunicorn (2
+workers, multiprocess metrics) with the settings a `lab run` gives it, reaching
+Postgres, Redis and the provider through their Toxiproxy links, and is
+registered with Prometheus exactly as `lab run` registers its app
+(`register_app_target`). Locust drives the `mixed` workload (every route) with
+the memory-leak fault switched on half-way; then the app is stopped, as at the
+end of a run, which closes its pooled connections (Toxiproxy counts a
+connection's bytes when it closes).
+
+Each panel expression is then sent to /api/v1/query_range over the run's
+window, as Grafana would send it (template variables set to All), and must
+return data, except the few panels listed below with their reason. A last test
+runs a real `lab run` and checks that it leaves the dashboard snapshot.
 """
 
 from __future__ import annotations
@@ -15,9 +25,10 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +36,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from lab.commands.dashboard import (
     DASHBOARDS_DIR,
@@ -39,80 +52,63 @@ from lab.commands.dashboard import (
 )
 from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun
-from lab.processes import Child, free_port
-from tests.conftest import RunningApp, need, start_app
+from lab.processes import free_port
+from lab.services.prometheus import register_app_target, unregister_app_target
+from tests.conftest import REPO, RunningApp, need, start_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
-REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("postgres", "redis", "upstream", "prometheus")
+SEED_ROWS = 20_000  # what `lab_services` seeds Postgres with
 LOAD_SECONDS = 20.0
-SCRAPE_S = 1.0
-# Queries are evaluated this long after the load ended, over a 12 s window
-# ($__rate_interval) that still holds 8 s of load.
-AFTER_LOAD_S = 4.0
+SCRAPE_S = 1.0  # the lab's Prometheus scrapes everything every second
+# Grafana over a run of about a minute: $__interval is the datasource's 1 s
+# (so $__rate_interval is 4 s) and the step is the interval.
+STEP_S = 1.0
+# After the load the app serves nothing for a few scrapes, then stops; the
+# window then runs on until Prometheus has scraped what the stop released.
+IDLE_BEFORE_STOP_S = 3.0
+AFTER_STOP_S = 5.0
+TARGET = "dashboards-test"
 
-# Panels whose metrics the app cannot have produced yet: the code paths that
-# feed them do not exist in target_app/ (no upstream client, no circuit
-# breaker, no Redis client, no background jobs). Their queries must still be
-# valid PromQL; they must return nothing (this list is kept exact: a panel that
-# starts producing data fails the test until it is removed from here).
+# Panels whose metrics the app cannot produce yet: the code that feeds them
+# does not exist in target_app/. Their queries must still be valid PromQL and
+# must return nothing (the list is kept exact: a panel that starts producing
+# data fails the test until it is taken off).
 NOT_YET_PRODUCED = {
-    # upstream_request_duration_seconds: no upstream client in the app yet
-    ("Lab overview", "Upstream latency p99 by dependency"),
-    ("Lab overview", "Upstream calls by outcome"),
-    ("Lab upstream dependencies", "Upstream calls by outcome"),
-    ("Lab upstream dependencies", "Upstream latency p50 / p95 / p99"),
-    ("Lab upstream dependencies", "Upstream error ratio"),
-    ("Lab upstream dependencies", "Upstream time share of request time"),
-    # circuit_breaker_state: no circuit breaker yet
-    ("Lab overview", "Circuit breaker state"),
-    ("Lab upstream dependencies", "Circuit breaker state"),
-    # toxiproxy_proxy_*{proxy="upstream"|"redis"}: the app calls neither link yet
-    ("Lab upstream dependencies", "Upstream link traffic (Toxiproxy)"),
-    ("Lab upstream dependencies", "Redis link traffic (Toxiproxy)"),
-    # background_jobs: no background job runner yet
+    # background_jobs: the app runs no background work yet
     ("Lab upstream dependencies", "Background jobs by state"),
 }
-# Panels fed by services this test does not run: the app here uses the SQLite
-# `seeded_db`, so nothing crosses a `postgres` link, and the exporters run
-# under docker compose only. Same rule: valid PromQL, no data here.
+# Panels fed by exporters that only docker compose runs (postgres-exporter,
+# redis-exporter): `lab up` has no native exporter. Same rule.
 NOT_IN_THIS_TEST = {
-    ("Lab database", "Postgres link traffic (Toxiproxy)"),  # app on SQLite
     ("Lab database", "Postgres connections by state"),  # postgres-exporter
     ("Lab database", "Postgres locks by mode"),  # postgres-exporter
     ("Lab database", "Postgres transactions per second"),  # postgres-exporter
     ("Lab upstream dependencies", "Redis commands per second"),  # redis-exporter
     ("Lab upstream dependencies", "Redis connected clients"),  # redis-exporter
-    # upstream_calls_total: the fake upstream's own counter; no upstream runs here
-    ("Lab upstream dependencies", "Calls received by the upstream (server side)"),
 }
-
-
-def _toxiproxy_server() -> str | None:
-    """`make services` puts it in <LAB_HOME or .lab>/bin; TOXIPROXY_SERVER overrides."""
-    candidates = [os.environ.get("TOXIPROXY_SERVER")]
-    if os.environ.get("LAB_HOME"):
-        candidates.append(str(Path(os.environ["LAB_HOME"]) / "bin" / "toxiproxy-server"))
-    candidates += [
-        str(REPO / ".lab" / "bin" / "toxiproxy-server"),
-        shutil.which("toxiproxy-server"),
-    ]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+# Panels of Toxiproxy's byte counters, one per link: the app's traffic must
+# show on each link as bytes, not merely as a series at 0.
+LINK_PANELS = {
+    ("Lab database", "Postgres link traffic (Toxiproxy)"): "postgres",
+    ("Lab upstream dependencies", "Redis link traffic (Toxiproxy)"): "redis",
+    ("Lab upstream dependencies", "Upstream link traffic (Toxiproxy)"): "upstream",
+}
 
 
 @dataclass
 class Stack:
     prometheus: str
     app: RunningApp
+    env: dict[str, str]  # LAB_HOME and LAB_PORT_OFFSET of the services, for child processes
     load_started: float
     load_ended: float
+    window_end: float  # the app stopped, and Prometheus scraped what that released
     work: Path
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -124,71 +120,96 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _prometheus_config(path: Path, prom_port: int, app_port: int, toxi_port: int) -> None:
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RULES_DIR / "*.yml")],
-        "scrape_configs": [
-            {"job_name": "lab-app", "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}]},
-            {"job_name": "toxiproxy", "static_configs": [{"targets": [f"127.0.0.1:{toxi_port}"]}]},
-            {"job_name": "prometheus",
-             "static_configs": [{"targets": [f"127.0.0.1:{prom_port}"]}]},
-        ],
-    }  # fmt: skip
-    path.write_text(yaml.safe_dump(config))
+_TOPOLOGY = """
+import json
+from lab.topology import PROMETHEUS_PORT, app_settings_env
+print(json.dumps({**app_settings_env(), "PROMETHEUS_PORT": str(PROMETHEUS_PORT)}))
+"""
+
+
+def _topology(env: dict[str, str]) -> dict[str, str]:
+    """lab/topology.py as a child with the services' LAB_PORT_OFFSET sees it (read at import)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TOPOLOGY], env={**os.environ, **env}, cwd=REPO,
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    result: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _check_links(settings: dict[str, str]) -> None:
+    """One round trip through the postgres and redis links, closed at once.
+
+    Toxiproxy creates a link's byte counters when the first connection through
+    it closes, and rate() cannot count a counter's first sample: without an
+    earlier connection, the bytes of the app's pooled connections (counted when
+    the app stops) would be the counters' first samples and show as 0. Any
+    earlier use of the link does; in a lab that has been up for a while, the
+    previous runs have.
+    """
+    engine = create_engine(settings["DATABASE_URL"], poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("select count(*) from products")).scalar() == SEED_ROWS
+    finally:
+        engine.dispose()
+    client = redis.Redis.from_url(settings["REDIS_URL"])
+    try:
+        assert client.ping()
+    finally:
+        client.close()
+        client.connection_pool.disconnect()
+
+
+def _query(prom: str, expr: str, at: float) -> list[dict[str, Any]]:
+    response = httpx.post(f"{prom}/api/v1/query", data={"query": expr, "time": at}, timeout=10)
+    body = response.json()
+    assert body.get("status") == "success", f"{expr}: {body.get('error')}"
+    return list(body["data"]["result"])
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, seeded_db: str) -> Iterator[Stack]:
-    prometheus_bin = shutil.which("prometheus")
-    need(prometheus_bin is not None, "the prometheus binary is not on PATH (make services)")
-    toxiproxy_bin = _toxiproxy_server()
-    need(toxiproxy_bin is not None,
-         "no Toxiproxy server in $LAB_HOME/bin, .lab/bin or PATH (make services)")  # fmt: skip
-    assert prometheus_bin is not None and toxiproxy_bin is not None
+def services(lab_services: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return dict(lab_services(*SERVICES))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) -> Iterator[Stack]:
+    settings = _topology(services)
+    prom = f"http://127.0.0.1:{settings['PROMETHEUS_PORT']}"
+    _wait(lambda: httpx.get(f"{prom}/-/ready").status_code == 200, 30, "Prometheus")
+    _check_links(settings)
+
     work = tmp_path_factory.mktemp("dashboards")
-    children: list[Child] = []
-    app: RunningApp | None = None
+    # What `lab run` gives an app that needs Postgres (lab/runner.py: _Network.app_env).
+    app_env = {k: v for k, v in settings.items() if k.endswith("_URL") and k != "TOXIPROXY_URL"}
+    app = start_app(work, app_env.pop("DATABASE_URL"), workers=2, **app_env)
+    stopped = False
+    registered = False
     try:
-        app = start_app(work, seeded_db, workers=2)
-        app_port = app.server.config.port
+        # register_app_target writes under lab_home(), which reads LAB_HOME now.
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("LAB_HOME", services["LAB_HOME"])
+            register_app_target(TARGET, app.server.config.port, {"scenario": "dashboards-test"})
+        registered = True
 
-        toxi_port = free_port()
-        children.append(Child("toxiproxy", [
-            toxiproxy_bin, "-host", "127.0.0.1", "-port", str(toxi_port),
-            "-proxy-metrics", "-runtime-metrics",
-        ], os.environ, work / "toxiproxy.log"))  # fmt: skip
-        toxi = f"http://127.0.0.1:{toxi_port}"
-        _wait(lambda: httpx.get(f"{toxi}/version").status_code == 200, 15, "Toxiproxy")
-        proxy_port = free_port()
-        response = httpx.post(f"{toxi}/proxies", json={
-            "name": "app", "listen": f"127.0.0.1:{proxy_port}",
-            "upstream": f"127.0.0.1:{app_port}",
-        })  # fmt: skip
-        assert response.status_code == 201, response.text
+        def scraped() -> bool:
+            up = _query(prom, f'up{{job="lab-app", target="{TARGET}"}}', time.time())
+            others = _query(prom, 'up{job=~"toxiproxy|upstream|prometheus"}', time.time())
+            return (
+                [float(s["value"][1]) for s in up] == [1.0]
+                and len(others) == 3
+                and all(float(s["value"][1]) == 1.0 for s in others)
+            )
 
-        prom_port = free_port()
-        config = work / "prometheus.yml"
-        _prometheus_config(config, prom_port, app_port, toxi_port)
-        children.append(Child("prometheus", [
-            prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn",
-        ], os.environ, work / "prometheus.log"))  # fmt: skip
-        prom = f"http://127.0.0.1:{prom_port}"
-        _wait(lambda: httpx.get(f"{prom}/-/ready").status_code == 200, 30, "Prometheus")
-
-        def all_up() -> bool:
-            active = httpx.get(f"{prom}/api/v1/targets").json()["data"]["activeTargets"]
-            return len(active) == 3 and all(t["health"] == "up" for t in active)
-
-        _wait(all_up, 30, "Prometheus to scrape the app, Toxiproxy and itself")
+        _wait(scraped, 60, "Prometheus to scrape the app (file_sd), Toxiproxy, upstream, itself")
 
         run_dir = work / "load"
         run_dir.mkdir()
         load = LocustRun(
-            LoadConfig(workload="shop", users=10, spawn_rate=10, duration_s=LOAD_SECONDS,
-                       seed_rows=2000),
-            host=f"http://127.0.0.1:{proxy_port}", run_dir=run_dir,
+            LoadConfig(workload="mixed", users=10, spawn_rate=10, duration_s=LOAD_SECONDS,
+                       seed_rows=SEED_ROWS),
+            host=app.url, run_dir=run_dir,
         )  # fmt: skip
         load_started = time.time()
         load.start()
@@ -197,20 +218,43 @@ def stack(tmp_path_factory: pytest.TempPathFactory, seeded_db: str) -> Iterator[
             # A fault on, so that the fault panels and annotations have something to show.
             toggle = httpx.put(f"{app.url}/_lab/faults/memory-leak", headers=app.auth)
             assert toggle.status_code == 200, toggle.text
-            _wait(lambda: not load.running(), LOAD_SECONDS + 30, "Locust to finish")
+            _wait(lambda: not load.running(), LOAD_SECONDS + 40, "Locust to finish")
         finally:
             load.stop()
         load_ended = time.time()
-        # Scrapes after the load: Toxiproxy counts a connection's bytes when it
-        # closes, and Locust's keep-alive connections close when it stops.
-        time.sleep(AFTER_LOAD_S + 2 * SCRAPE_S)
-        assert (run_dir / "locust_stats.csv").is_file(), (run_dir / "locust.log").read_text()
-        yield Stack(prom, app, load_started, load_ended, work)
+        stats = run_dir / "locust_stats.csv"
+        assert stats.is_file(), (run_dir / "locust.log").read_text()
+        # Every route of the mixed workload answered, without a failure.
+        rows = [line.split(",") for line in stats.read_text().splitlines()[1:]]
+        by_name = {row[1]: (int(row[2]), int(row[3])) for row in rows if row[0]}
+        assert len(by_name) == 8 and all(n > 0 and f == 0 for n, f in by_name.values()), by_name
+
+        time.sleep(IDLE_BEFORE_STOP_S)
+        app.server.stop()  # closes the pools: Toxiproxy counts their bytes now
+        stopped = True
+        time.sleep(AFTER_STOP_S)
+        yield Stack(prom, app, services, load_started, load_ended, time.time(), work)
     finally:
-        for child in reversed(children):
-            child.stop()
-        if app is not None:
+        if not stopped:
             app.server.stop()
+        if registered:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("LAB_HOME", services["LAB_HOME"])
+                unregister_app_target(TARGET)
+
+
+def _range(prom: str, expr: str, start: float, end: float) -> tuple[str | None, list[float]]:
+    """Grafana's query for a time series panel: every finite value of every series."""
+    response = httpx.post(
+        f"{prom}/api/v1/query_range",
+        data={"query": expr, "start": start, "end": end, "step": STEP_S},
+        timeout=20,
+    )
+    body = response.json()
+    if body.get("status") != "success":
+        return str(body.get("error")), []
+    values = [float(v) for item in body["data"]["result"] for _, v in item["values"]]
+    return None, [v for v in values if math.isfinite(v)]
 
 
 def _instant(prom: str, expr: str, at: float) -> tuple[str | None, list[dict[str, Any]]]:
@@ -237,32 +281,37 @@ def test_promtool_accepts_the_rules() -> None:
 
 
 def test_every_panel_and_rule_query_runs_and_panels_have_data(stack: Stack) -> None:
-    at = stack.load_ended + AFTER_LOAD_S
+    start, end = stack.load_started, stack.window_end
     failures: list[str] = []
-    data: dict[tuple[str, str], bool] = defaultdict(bool)
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
     dashboards = sorted(DASHBOARDS_DIR.glob("*.json"))
     assert dashboards
     for path in dashboards:
         variables = template_defaults(path)
         for query in [*panel_queries(path), *annotation_queries(path)]:
-            expr = substitute(query.expr, interval_s=11, scrape_interval_s=SCRAPE_S,
-                              range_s=LOAD_SECONDS, variables=variables)  # fmt: skip
-            error, result = _instant(stack.prometheus, expr, at)
+            expr = substitute(query.expr, interval_s=STEP_S, scrape_interval_s=SCRAPE_S,
+                              range_s=end - start, variables=variables)  # fmt: skip
+            error, found = _range(stack.prometheus, expr, start, end)
             if error:
                 failures.append(f"{query.dashboard} / {query.panel}: {error}\n    {expr}")
-            data[(query.dashboard, query.panel)] |= _has_finite_value(result)
+            values[(query.dashboard, query.panel)] += found
     for rule in rule_queries(RULES_DIR):
-        error, _ = _instant(stack.prometheus, rule.expr, at)
+        error, _ = _instant(stack.prometheus, rule.expr, stack.load_ended)
         if error:
             failures.append(f"rule {rule.group} / {rule.name}: {error}")
     assert not failures, "queries Prometheus refused:\n" + "\n".join(failures)
 
     exempt = NOT_YET_PRODUCED | NOT_IN_THIS_TEST
-    assert exempt <= set(data), f"listed panels that do not exist: {sorted(exempt - set(data))}"
-    empty = sorted(key for key, has in data.items() if not has and key not in exempt)
-    assert not empty, f"panels without data after {LOAD_SECONDS:.0f} s of load: {empty}"
-    now_producing = sorted(key for key in exempt if data[key])
+    panels = set(values)
+    assert exempt <= panels, f"listed panels that do not exist: {sorted(exempt - panels)}"
+    assert set(LINK_PANELS) <= panels, sorted(set(LINK_PANELS) - panels)
+    empty = sorted(key for key in panels if not values[key] and key not in exempt)
+    assert not empty, f"panels without data over {LOAD_SECONDS:.0f} s of load: {empty}"
+    now_producing = sorted(key for key in exempt if values[key])
     assert not now_producing, f"these produce data now, take them off the lists: {now_producing}"
+    # The app's traffic crossed every link, as bytes.
+    silent = [link for key, link in LINK_PANELS.items() if max(values[key]) <= 0]
+    assert not silent, f"no bytes through the Toxiproxy link(s) {silent}"
 
 
 def test_prometheus_evaluates_every_rule_without_error(stack: Stack) -> None:
@@ -274,9 +323,14 @@ def test_prometheus_evaluates_every_rule_without_error(stack: Stack) -> None:
     # Recording rules the dashboards read have series from the load.
     for name in ("lab:http_request_duration_seconds:p99_1m", "lab:db_time_share:ratio_rate1m",
                  "lab:worker_resident_memory_bytes:deriv5m", "lab:db_pool_saturation:ratio",
-                 "lab:http_5xx_ratio:rate1m"):  # fmt: skip
-        error, result = _instant(stack.prometheus, name, stack.load_ended - 1)
+                 "lab:http_5xx_ratio:rate1m", "lab:upstream_error_ratio:rate1m"):  # fmt: skip
+        selector = f'{name}{{target="{TARGET}"}}'
+        error, result = _instant(stack.prometheus, selector, stack.load_ended - 1)
         assert error is None and _has_finite_value(result), name
+    # No call to the provider failed (no toxic): the error ratio is a real 0.
+    _, ratio = _instant(stack.prometheus, f'lab:upstream_error_ratio:rate1m{{target="{TARGET}"}}',
+                        stack.load_ended - 1)  # fmt: skip
+    assert [float(item["value"][1]) for item in ratio] == [0.0], ratio
     # The memory-leak fault was switched on: its info alert is pending or firing.
     alerts = httpx.get(f"{stack.prometheus}/api/v1/alerts").json()["data"]["alerts"]
     assert any(
@@ -316,3 +370,31 @@ def test_snapshot_says_how_to_start_prometheus_when_it_is_unreachable(tmp_path: 
         snapshot(tmp_path, f"http://127.0.0.1:{free_port()}")
     with pytest.raises(LabError, match="not a run dir"):
         snapshot(tmp_path / "missing", "http://127.0.0.1:1")
+
+
+def test_lab_run_with_prometheus_up_leaves_the_dashboard_snapshot(
+    tmp_path: Path, services: dict[str, str]
+) -> None:
+    prom = f"http://127.0.0.1:{_topology(services)['PROMETHEUS_PORT']}"
+    done = subprocess.run(
+        [sys.executable, "-m", "lab.cli", "run", "memory-leak", "--duration", "12s",
+         "--users", "10", "--rows", "2000", "--out", str(tmp_path)],
+        env={**os.environ, **services}, cwd=REPO, capture_output=True, text=True,
+        timeout=240, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    run_dir = Path(done.stdout.strip().splitlines()[-1])
+    assert run_dir.parent == tmp_path, done.stdout
+
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "completed", meta.get("error")
+    assert meta["prometheus"] == prom
+    assert "cleanup_errors" not in meta, meta["cleanup_errors"]
+    png = run_dir / "plots" / "dashboard.png"
+    assert png.is_file(), sorted(p.name for p in run_dir.rglob("*"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 50_000
+    assert "dashboard.png" in (run_dir / "report.html").read_text()
+    # The run took its file_sd target with it.
+    targets = Path(services["LAB_HOME"]) / "prometheus" / "targets"
+    assert not (targets / f"{run_dir.name}.json").exists()

@@ -65,3 +65,40 @@ def test_sigkilled_run_leaves_no_orphan_and_next_up_clears_its_toxics(
     )  # fmt: skip
     assert up.returncode == 0, up.stderr
     assert _toxics(api) == []
+
+
+def _lab(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lab.cli", *args],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_every_toxic_of_every_network_scenario_is_applied_and_removed(
+    lab_services: Callable[..., dict[str, str]],
+) -> None:
+    import faults
+
+    env = {**os.environ, **lab_services("upstream", "postgres", "redis")}
+    network = [s for s in faults.all_scenarios() if s.toxics]
+    types = {t.type for s in network for t in s.toxics}
+    assert {"latency", "reset_peer", "bandwidth", "slicer", "down"} <= types
+    for scenario in network:
+        applied = _lab(env, "chaos", scenario.slug)
+        assert applied.returncode == 0, applied.stderr
+        proxies = json.loads(_lab(env, "status", "--json").stdout)["proxies"]
+        for toxic in scenario.toxics:
+            proxy = proxies[toxic.link]
+            if toxic.type == "down":
+                assert proxy["enabled"] is False, scenario.slug
+                continue
+            installed = [t for t in proxy["toxics"] if t["type"] == toxic.type]
+            assert len(installed) == 1, (scenario.slug, proxy["toxics"])
+            assert installed[0]["stream"] == toxic.stream
+            assert installed[0]["toxicity"] == pytest.approx(toxic.toxicity)
+            for key, value in toxic.attributes.items():
+                assert installed[0]["attributes"][key] == value
+        cleared = _lab(env, "chaos", "--reset")
+        assert cleared.returncode == 0, cleared.stderr
+        proxies = json.loads(_lab(env, "status", "--json").stdout)["proxies"]
+        assert all(p["enabled"] and not p["toxics"] for p in proxies.values()), scenario.slug

@@ -29,3 +29,59 @@ def test_db_latency_is_paid_per_round_trip_not_in_cpu(
     assert faulty["db_time_share"] > 0.8 and fixed["db_time_share"] > 0.8
     for summary in (faulty, fixed):
         assert summary["app_cpu_ms_per_request"] < 0.05 * summary["p50_ms"]
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    parts = {}
+    for metric in header.split(","):
+        name, *params = metric.strip().split(";")
+        for param in params:
+            if param.startswith("dur="):
+                parts[name] = float(param[4:])
+    return parts
+
+
+def test_server_timing_splits_db_from_app_time(
+    tmp_path: Path, lab_services: Callable[..., dict[str, str]]
+) -> None:
+    """One request, read the way a user would: `curl -si .../dashboard | grep server-timing`."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from lab.topology import LINKS
+    from tests.conftest import OFFSET, REPO, start_app
+
+    env = lab_services("postgres")
+    proxy = LINKS["postgres"].proxy_port + int(OFFSET)
+    url = f"postgresql+psycopg://lab@127.0.0.1:{proxy}/shop"
+    child_env = {**os.environ, **env}
+
+    def lab(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "lab.cli", *args], env=child_env, cwd=REPO,
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    app = start_app(tmp_path, url)
+    try:
+        timings = {}
+        for variant in ("fixed", "faulty"):
+            if variant == "faulty":
+                response = httpx.put(f"{app.url}/_lab/faults/db-latency", headers=app.auth)
+                assert response.status_code == 200
+            httpx.get(f"{app.url}/users/1/dashboard", timeout=30)  # connect before the toxic
+            lab("chaos", "db-latency")
+            try:
+                response = httpx.get(f"{app.url}/users/1/dashboard", timeout=30)
+            finally:
+                lab("chaos", "--reset")
+            assert response.status_code == 200, response.text
+            timings[variant] = _server_timing(response.headers["server-timing"])
+        # 200 ms per round trip lands in `db`; `app` (the code) stays small and flat.
+        assert 750 <= timings["faulty"]["db"] <= 1100, timings
+        assert 180 <= timings["fixed"]["db"] <= 400, timings
+        assert timings["faulty"]["app"] < 50 and timings["fixed"]["app"] < 50, timings
+    finally:
+        app.server.stop()

@@ -9,9 +9,12 @@ import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sqlalchemy import select
 
+from faults.bandwidth_limit import FetchWholeFeed
 from faults.memory_leak import CACHE_NAME, PageCache
+from faults.slicer import SelectStar
 from target_app import metrics
-from target_app.api.deps import DbSession, FaultsDep
+from target_app.api.deps import DbSession, FaultsDep, UpstreamDep
+from target_app.clients.upstream import UpstreamError
 from target_app.models import Product
 
 __all__ = ["router"]
@@ -22,7 +25,7 @@ _RATES = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}
 Currency = Literal["USD", "EUR", "GBP"]
 
 
-def _summary(product: Product, rate: Decimal) -> dict[str, Any]:
+def _summary(product: Any, rate: Decimal) -> dict[str, Any]:
     return {
         "id": product.id,
         "sku": product.sku,
@@ -36,15 +39,22 @@ def _summary(product: Product, rate: Decimal) -> dict[str, Any]:
 @router.get("")
 def list_products(
     session: DbSession,
+    faults: FaultsDep,
     category: str | None = None,
     after_id: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> dict[str, Any]:
-    """One page of products, keyset-paginated by id (pass `next_after_id` back)."""
-    query = select(Product).where(Product.id > after_id).order_by(Product.id).limit(limit)
+    """One page of products, keyset-paginated by id (pass `next_after_id` back).
+
+    Which columns it fetches is the slicer seam: `faults.pick("slicer")`.
+    """
+    columns: SelectStar = faults.pick("slicer")
+    query = columns.query().where(Product.id > after_id).order_by(Product.id).limit(limit)
     if category:
         query = query.where(Product.category == category)
-    items = [_summary(p, Decimal(1)) for p in session.scalars(query)]
+    result = session.execute(query)
+    rows = result.scalars() if len(result.keys()) == 1 else result
+    items = [_summary(p, Decimal(1)) for p in rows]
     return {"items": items, "next_after_id": items[-1]["id"] if items else None}
 
 
@@ -89,3 +99,19 @@ def product_page(
         if instrumented:
             metrics.CACHE_ENTRIES.labels(CACHE_NAME).set(len(cache))
     return Response(page, media_type="application/json")
+
+
+@router.get("/{product_id}/availability")
+async def product_availability(
+    product_id: int, faults: FaultsDep, upstream: UpstreamDep
+) -> dict[str, Any]:
+    """Stock at the supplier, fetched per request (the bandwidth-limit seam)."""
+    fetcher: FetchWholeFeed = faults.pick("bandwidth-limit")
+    sku = f"SKU-{product_id:08d}"
+    try:
+        item = await fetcher.availability(upstream, sku)
+    except UpstreamError as exc:
+        raise HTTPException(502, f"supplier unavailable: {exc}") from None
+    if item is None:
+        raise HTTPException(404, f"the supplier does not list {sku}")
+    return {"product_id": product_id, **item}

@@ -1,0 +1,25 @@
+"""Exception handlers: the app's answers when something it depends on fails."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import OperationalError
+
+from faults.db_down import LetItCrash
+
+__all__ = ["install_error_handlers"]
+
+
+async def _database_unreachable(request: Request, exc: Exception) -> Response:
+    """The db-down seam decides: a deliberate 503, or the exception goes on to a 500."""
+    assert isinstance(exc, OperationalError)
+    policy: LetItCrash = request.app.state.faults.pick("db-down")
+    response: JSONResponse | None = policy.respond(exc)
+    if response is None:
+        raise exc
+    return response
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OperationalError, _database_unreachable)
