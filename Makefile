@@ -14,10 +14,12 @@ users    ?= 50
 workers  ?= 1
 profile  ?= none
 shape    ?= constant
+workload ?=
 out      ?= runs
 
 RUN_FLAGS = --duration $(duration) --users $(users) --workers $(workers) \
-            --profile $(profile) --shape $(shape) --out $(out)
+            --profile $(profile) --shape $(shape) --out $(out) \
+            $(if $(workload),--workload $(workload))
 
 .DEFAULT_GOAL := help
 .PHONY: help install services up down status load compare serve scenarios test test-unit lint bench clean require-fault
@@ -29,7 +31,7 @@ help:
 	@echo "make fault=memory-leak serve           the app alone with the fault on (port 8000)"
 	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream"
 	@echo "make scenarios | test | lint | bench | clean"
-	@echo "variables: duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike"
+	@echo "variables: duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike workload=mixed|..."
 
 # The venv is made, and the project installed into it, the first time it is needed.
 $(STAMP): pyproject.toml

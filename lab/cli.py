@@ -45,6 +45,10 @@ Params = Annotated[
     typer.Option("--param", help="scenario parameter name=value (repeatable)"),
 ]
 Rows = Annotated[int, typer.Option("--rows", help="products in the seeded shop database")]
+Workload = Annotated[
+    str | None,
+    typer.Option("--workload", help="Locust workload (default: the scenario's own), e.g. mixed"),
+]
 
 
 def _parse_params(items: list[str] | None) -> dict[str, Any]:
@@ -69,13 +73,13 @@ def _duration(text: str) -> float:
 
 def _options(slug: str, fixed: bool, duration: str, users: int, spawn_rate: float | None,
              shape: str, workers: int, profile: str, out: Path, param: list[str] | None,
-             rows: int) -> Any:  # fmt: skip
+             rows: int, workload: str | None = None) -> Any:  # fmt: skip
     from lab.runner import RunOptions
 
     return RunOptions(
         slug=slug, fixed=fixed, duration_s=_duration(duration), users=users,
         spawn_rate=spawn_rate, shape=shape, workers=workers, profile=profile, out=out,
-        params=_parse_params(param), seed_rows=rows,
+        params=_parse_params(param), seed_rows=rows, workload=workload,
     )  # fmt: skip
 
 
@@ -124,12 +128,13 @@ def run_cmd(
     out: Out = Path("runs"),
     param: Params = None,
     rows: Rows = 10_000,
+    workload: Workload = None,
 ) -> None:
     """Run a scenario variant under load; print the run dir last."""
     from lab.runner import run
 
     options = _options(slug, fixed, duration, users, spawn_rate, shape, workers, profile, out,
-                       param, rows)  # fmt: skip
+                       param, rows, workload)  # fmt: skip
     _finish_run(run(options, err))
 
 
@@ -145,12 +150,13 @@ def prove_cmd(
     out: Out = Path("runs"),
     param: Params = None,
     rows: Rows = 10_000,
+    workload: Workload = None,
 ) -> None:
     """Faulty then fixed under the same load, then the before/after comparison."""
     from lab.commands import prove
 
     options = _options(slug, False, duration, users, spawn_rate, shape, workers, profile, out,
-                       param, rows)  # fmt: skip
+                       param, rows, workload)  # fmt: skip
     out_dir, _before, _after = prove.run(options, err)
     _print_comparison(out_dir)
 

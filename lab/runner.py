@@ -63,6 +63,7 @@ class RunOptions:
     out: Path = Path("runs")
     params: dict[str, Any] = field(default_factory=dict)
     seed_rows: int = 10_000
+    workload: str | None = None  # None: the scenario's own
 
     @property
     def variant(self) -> faults.Variant:
@@ -100,9 +101,9 @@ def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str]
             f"unknown profiler '{options.profile}'; valid: {', '.join(PROFILERS)}",
         ),
         (
-            scenario.workload in available_workloads(),
-            f"scenario '{scenario.slug}' names workload '{scenario.workload}', "
-            "which loadtests/workloads lacks",
+            (options.workload or scenario.workload) in available_workloads(),
+            f"unknown workload '{options.workload or scenario.workload}'; "
+            f"valid: {', '.join(available_workloads())}",
         ),
     ]
     for ok, message in checks:
@@ -175,7 +176,8 @@ class _Network:
         from lab.services.prometheus import register_app_target
         from lab.topology import HOST, PROMETHEUS_PORT
 
-        labels = {"run_id": self.run_id, "scenario": self.scenario.slug, "variant": variant}
+        # Not "scenario": that is a label of the app's own lab_fault_active series.
+        labels = {"run_id": self.run_id, "lab_scenario": self.scenario.slug, "lab_variant": variant}
         register_app_target(self.run_id, port, labels)
         self.registered = True
         return f"http://{HOST}:{PROMETHEUS_PORT}"
@@ -324,7 +326,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
     state_dir.mkdir(parents=True, exist_ok=True)
     store = faults.ToggleStore(state_dir / f"{run_dir.name}.json")
     load = LoadConfig(
-        workload=scenario.workload, shape=options.shape, users=options.users,
+        workload=options.workload or scenario.workload, shape=options.shape, users=options.users,
         spawn_rate=options.spawn_rate or float(options.users), duration_s=options.duration_s,
         seed_rows=options.seed_rows,
     )  # fmt: skip

@@ -58,6 +58,7 @@ SUMMARY_FIELDS = [
     "upstream_calls_per_request",
     "responses_by_status",
     "unhandled_error_rate",
+    "routes",
     "symptom",
     "notes",
 ]
@@ -123,6 +124,35 @@ def _locust_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None
         out["failures"] = int(out["failures"])
     out["error_rate"] = _div(out["failures"], out["requests"])
     out["rps"] = _div(out["requests"], out["duration_s"])
+    out["routes"] = _routes(ev)
+
+
+def _cell(row: Any, column: str) -> float | None:
+    """A CSV cell as a finite float ("N/A" and blanks are None)."""
+    try:
+        return _num(float(row.get(column)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _routes(ev: Evidence) -> dict[str, dict[str, Any]] | None:
+    """Locust's numbers per request name: the cheap endpoint that suffers next to a slow one."""
+    stats = ev.stats
+    if stats is None or "Name" not in stats.columns:
+        return None
+    routes: dict[str, dict[str, Any]] = {}
+    for _, row in stats.iterrows():
+        if row.get("Name") == "Aggregated":
+            continue
+        key = f"{row.get('Type')} {row.get('Name')}"
+        routes[key] = {
+            "requests": int(_cell(row, "Request Count") or 0),
+            "failures": int(_cell(row, "Failure Count") or 0),
+            "p50_ms": _cell(row, "50%"),
+            "p95_ms": _cell(row, "95%"),
+            "p99_ms": _cell(row, "99%"),
+        }
+    return routes or None
 
 
 def _rss_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:

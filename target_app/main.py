@@ -18,7 +18,16 @@ from redis.asyncio import Redis
 import faults
 from target_app import metrics
 from target_app.api.errors import install_error_handlers
-from target_app.api.routes import catalog, health, lab_admin, orders, products, users
+from target_app.api.routes import (
+    catalog,
+    health,
+    lab_admin,
+    orders,
+    products,
+    quotes,
+    recommendations,
+    users,
+)
 from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
 from target_app.observability import MetricsMiddleware, configure_logging, running_lag_monitor
@@ -94,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(users.router)
     app.include_router(catalog.router)
+    app.include_router(recommendations.router)
+    app.include_router(quotes.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

@@ -14,12 +14,15 @@ connection's bytes when it closes).
 
 Each panel expression is then sent to /api/v1/query_range over the run's
 window, as Grafana would send it (template variables set to All), and must
-return data, except the few panels listed below with their reason. A last test
-runs a real `lab run` and checks that it leaves the dashboard snapshot.
+return data, except the few panels listed below with their reason. The last
+tests run a real `lab run` and check that it leaves the dashboard snapshot, and
+that its target labels keep the app's own labels.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import math
 import os
@@ -101,11 +104,15 @@ LINK_PANELS = {
 class Stack:
     prometheus: str
     app: RunningApp
-    env: dict[str, str]  # LAB_HOME and LAB_PORT_OFFSET of the services, for child processes
     load_started: float
     load_ended: float
     window_end: float  # the app stopped, and Prometheus scraped what that released
     work: Path
+
+    @property
+    def instance(self) -> str:
+        """The app's `instance` label: recording rules keep job and instance only."""
+        return f"127.0.0.1:{self.app.server.config.port}"
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -184,63 +191,75 @@ def stack(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) ->
     # What `lab run` gives an app that needs Postgres (lab/runner.py: _Network.app_env).
     app_env = {k: v for k, v in settings.items() if k.endswith("_URL") and k != "TOXIPROXY_URL"}
     app = start_app(work, app_env.pop("DATABASE_URL"), workers=2, **app_env)
-    stopped = False
-    registered = False
     try:
-        # register_app_target writes under lab_home(), which reads LAB_HOME now.
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("LAB_HOME", services["LAB_HOME"])
-            register_app_target(TARGET, app.server.config.port, {"scenario": "dashboards-test"})
-        registered = True
+        with _registered(services["LAB_HOME"], app.server.config.port):
 
-        def scraped() -> bool:
-            up = _query(prom, f'up{{job="lab-app", target="{TARGET}"}}', time.time())
-            others = _query(prom, 'up{job=~"toxiproxy|upstream|prometheus"}', time.time())
-            return (
-                [float(s["value"][1]) for s in up] == [1.0]
-                and len(others) == 3
-                and all(float(s["value"][1]) == 1.0 for s in others)
+            def scraped() -> bool:
+                up = _query(prom, f'up{{job="lab-app", target="{TARGET}"}}', time.time())
+                others = _query(prom, 'up{job=~"toxiproxy|upstream|prometheus"}', time.time())
+                return (
+                    [float(s["value"][1]) for s in up] == [1.0]
+                    and len(others) == 3
+                    and all(float(s["value"][1]) == 1.0 for s in others)
+                )
+
+            _wait(
+                scraped, 60, "Prometheus to scrape the app (file_sd), Toxiproxy, upstream, itself"
             )
-
-        _wait(scraped, 60, "Prometheus to scrape the app (file_sd), Toxiproxy, upstream, itself")
-
-        run_dir = work / "load"
-        run_dir.mkdir()
-        load = LocustRun(
-            LoadConfig(workload="mixed", users=10, spawn_rate=10, duration_s=LOAD_SECONDS,
-                       seed_rows=SEED_ROWS),
-            host=app.url, run_dir=run_dir,
-        )  # fmt: skip
-        load_started = time.time()
-        load.start()
-        try:
-            time.sleep(LOAD_SECONDS / 2)
-            # A fault on, so that the fault panels and annotations have something to show.
-            toggle = httpx.put(f"{app.url}/_lab/faults/memory-leak", headers=app.auth)
-            assert toggle.status_code == 200, toggle.text
-            _wait(lambda: not load.running(), LOAD_SECONDS + 40, "Locust to finish")
-        finally:
-            load.stop()
-        load_ended = time.time()
-        stats = run_dir / "locust_stats.csv"
-        assert stats.is_file(), (run_dir / "locust.log").read_text()
-        # Every route of the mixed workload answered, without a failure.
-        rows = [line.split(",") for line in stats.read_text().splitlines()[1:]]
-        by_name = {row[1]: (int(row[2]), int(row[3])) for row in rows if row[0]}
-        assert len(by_name) == 8 and all(n > 0 and f == 0 for n, f in by_name.values()), by_name
-
-        time.sleep(IDLE_BEFORE_STOP_S)
-        app.server.stop()  # closes the pools: Toxiproxy counts their bytes now
-        stopped = True
+            load_started, load_ended = _load(app, work / "load")
+            time.sleep(IDLE_BEFORE_STOP_S)
+        # As at the end of a run: Prometheus lets go of the app, then the app stops,
+        # which closes its pools (Toxiproxy counts their bytes now).
+        app.server.stop()
         time.sleep(AFTER_STOP_S)
-        yield Stack(prom, app, services, load_started, load_ended, time.time(), work)
+        yield Stack(prom, app, load_started, load_ended, time.time(), work)
     finally:
-        if not stopped:
-            app.server.stop()
-        if registered:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setenv("LAB_HOME", services["LAB_HOME"])
-                unregister_app_target(TARGET)
+        app.server.stop()  # idempotent
+
+
+@contextlib.contextmanager
+def _registered(lab_home: str, port: int) -> Iterator[None]:
+    """The app as a file_sd target of the services' Prometheus, as `lab run` registers it."""
+    # register_app_target writes under lab_home(), which reads LAB_HOME at call time.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_HOME", lab_home)
+        # Not `scenario`, as lab/runner.py adds: it would shadow lab_fault_active's
+        # own label (see test_lab_run_keeps_the_apps_own_scenario_label).
+        register_app_target(TARGET, port, {"run_id": TARGET})
+    try:
+        yield
+    finally:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("LAB_HOME", lab_home)
+            unregister_app_target(TARGET)
+
+
+def _load(app: RunningApp, run_dir: Path) -> tuple[float, float]:
+    """The mixed workload, memory-leak on half-way; (start, end) of the load."""
+    run_dir.mkdir()
+    load = LocustRun(
+        LoadConfig(workload="mixed", users=10, spawn_rate=10, duration_s=LOAD_SECONDS,
+                   seed_rows=SEED_ROWS),
+        host=app.url, run_dir=run_dir,
+    )  # fmt: skip
+    started = time.time()
+    load.start()
+    try:
+        time.sleep(LOAD_SECONDS / 2)
+        # A fault on, so that the fault panels and annotations have something to show.
+        toggle = httpx.put(f"{app.url}/_lab/faults/memory-leak", headers=app.auth)
+        assert toggle.status_code == 200, toggle.text
+        _wait(lambda: not load.running(), LOAD_SECONDS + 40, "Locust to finish")
+    finally:
+        load.stop()
+    ended = time.time()
+    stats = run_dir / "locust_stats.csv"
+    assert stats.is_file(), (run_dir / "locust.log").read_text()
+    # Every route of the mixed workload answered, without a failure.
+    rows = [line.split(",") for line in stats.read_text().splitlines()[1:]]
+    by_name = {row[1]: (int(row[2]), int(row[3])) for row in rows if row[0]}
+    assert len(by_name) == 8 and all(n > 0 and f == 0 for n, f in by_name.values()), by_name
+    return started, ended
 
 
 def _range(prom: str, expr: str, start: float, end: float) -> tuple[str | None, list[float]]:
@@ -324,19 +343,17 @@ def test_prometheus_evaluates_every_rule_without_error(stack: Stack) -> None:
     for name in ("lab:http_request_duration_seconds:p99_1m", "lab:db_time_share:ratio_rate1m",
                  "lab:worker_resident_memory_bytes:deriv5m", "lab:db_pool_saturation:ratio",
                  "lab:http_5xx_ratio:rate1m", "lab:upstream_error_ratio:rate1m"):  # fmt: skip
-        selector = f'{name}{{target="{TARGET}"}}'
+        selector = f'{name}{{instance="{stack.instance}"}}'
         error, result = _instant(stack.prometheus, selector, stack.load_ended - 1)
         assert error is None and _has_finite_value(result), name
     # No call to the provider failed (no toxic): the error ratio is a real 0.
-    _, ratio = _instant(stack.prometheus, f'lab:upstream_error_ratio:rate1m{{target="{TARGET}"}}',
-                        stack.load_ended - 1)  # fmt: skip
+    selector = f'lab:upstream_error_ratio:rate1m{{instance="{stack.instance}"}}'
+    _, ratio = _instant(stack.prometheus, selector, stack.load_ended - 1)
     assert [float(item["value"][1]) for item in ratio] == [0.0], ratio
-    # The memory-leak fault was switched on: its info alert is pending or firing.
-    alerts = httpx.get(f"{stack.prometheus}/api/v1/alerts").json()["data"]["alerts"]
-    assert any(
-        a["labels"]["alertname"] == "LabFaultActive" and a["labels"]["scenario"] == "memory-leak"
-        for a in alerts
-    ), alerts
+    # The memory-leak fault was switched on half-way: its info alert fired.
+    alert = 'ALERTS{alertname="LabFaultActive", scenario="memory-leak", alertstate="firing"}'
+    error, result = _instant(stack.prometheus, alert, stack.load_ended - 1)
+    assert error is None and _has_finite_value(result), error
 
 
 def _iso(ts: float) -> str:
@@ -372,29 +389,59 @@ def test_snapshot_says_how_to_start_prometheus_when_it_is_unreachable(tmp_path: 
         snapshot(tmp_path / "missing", "http://127.0.0.1:1")
 
 
-def test_lab_run_with_prometheus_up_leaves_the_dashboard_snapshot(
-    tmp_path: Path, services: dict[str, str]
-) -> None:
-    prom = f"http://127.0.0.1:{_topology(services)['PROMETHEUS_PORT']}"
+@dataclass
+class LabRun:
+    run_dir: Path
+    meta: dict[str, Any]
+    prometheus: str  # the services' Prometheus
+    targets: Path  # its file_sd directory
+
+
+@pytest.fixture(scope="module")
+def memory_leak_run(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) -> LabRun:
+    """A real `lab run` while the services (Prometheus among them) are up."""
+    out = tmp_path_factory.mktemp("lab-run")
     done = subprocess.run(
         [sys.executable, "-m", "lab.cli", "run", "memory-leak", "--duration", "12s",
-         "--users", "10", "--rows", "2000", "--out", str(tmp_path)],
+         "--users", "10", "--rows", "2000", "--out", str(out)],
         env={**os.environ, **services}, cwd=REPO, capture_output=True, text=True,
         timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     run_dir = Path(done.stdout.strip().splitlines()[-1])
-    assert run_dir.parent == tmp_path, done.stdout
-
+    assert run_dir.parent == out, done.stdout
     meta = json.loads((run_dir / "meta.json").read_text())
+    prom = f"http://127.0.0.1:{_topology(services)['PROMETHEUS_PORT']}"
+    return LabRun(run_dir, meta, prom, Path(services["LAB_HOME"]) / "prometheus" / "targets")
+
+
+def test_lab_run_with_prometheus_up_leaves_the_dashboard_snapshot(memory_leak_run: LabRun) -> None:
+    run_dir, meta = memory_leak_run.run_dir, memory_leak_run.meta
     assert meta["status"] == "completed", meta.get("error")
-    assert meta["prometheus"] == prom
+    assert meta["prometheus"] == memory_leak_run.prometheus
     assert "cleanup_errors" not in meta, meta["cleanup_errors"]
     png = run_dir / "plots" / "dashboard.png"
     assert png.is_file(), sorted(p.name for p in run_dir.rglob("*"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 50_000
-    assert "dashboard.png" in (run_dir / "report.html").read_text()
+    # The report shows it: report.md links the file, report.html (self-contained) embeds it.
+    assert "](plots/dashboard.png)" in (run_dir / "report.md").read_text()
+    embedded = base64.b64encode(png.read_bytes()).decode("ascii")
+    assert f'src="data:image/png;base64,{embedded}"' in (run_dir / "report.html").read_text()
     # The run took its file_sd target with it.
-    targets = Path(services["LAB_HOME"]) / "prometheus" / "targets"
-    assert not (targets / f"{run_dir.name}.json").exists()
+    assert not (memory_leak_run.targets / f"{run_dir.name}.json").exists()
+
+
+def test_lab_run_keeps_the_apps_own_scenario_label(memory_leak_run: LabRun) -> None:
+    """lab_fault_active{scenario} of a run: one series per scenario, the run's at 1."""
+    meta = memory_leak_run.meta
+    at = (
+        datetime.fromisoformat(meta["load_started_at"]).timestamp()
+        + datetime.fromisoformat(meta["load_ended_at"]).timestamp()
+    ) / 2
+    expr = f'max by (scenario) (lab_fault_active{{run_id="{meta["run_id"]}"}})'
+    error, result = _instant(memory_leak_run.prometheus, expr, at)
+    assert error is None, error
+    active = {item["metric"].get("scenario"): float(item["value"][1]) for item in result}
+    assert len(active) > 1 and active.get("memory-leak") == 1.0, active
+    assert sum(active.values()) == 1.0, active
