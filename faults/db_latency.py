@@ -63,16 +63,25 @@ class OneRoundTrip:
     def __init__(self, params: DashboardParams) -> None:
         self.recent = params.recent
 
+    # PostgreSQL: ARRAY(subquery). SQLite (the embedded default) has no arrays:
+    # the same single statement with group_concat.
+    _RECENT = {
+        "postgresql": "ARRAY(SELECT o.id FROM orders o WHERE o.user_id = u.id "
+        "ORDER BY o.id DESC LIMIT :n)",
+        "sqlite": "(SELECT group_concat(id) FROM (SELECT o.id FROM orders o "
+        "WHERE o.user_id = u.id ORDER BY o.id DESC LIMIT :n))",
+    }
+
     def load(self, conn: Connection, user_id: int) -> dict[str, Any] | None:
+        recent_sql = self._RECENT.get(conn.dialect.name, self._RECENT["postgresql"])
         row = conn.execute(
             text(
-                """
+                f"""
                 SELECT u.id, u.name, u.email,
                        (SELECT count(*) FROM orders o WHERE o.user_id = u.id) AS orders,
                        (SELECT coalesce(sum(total), 0) FROM orders o WHERE o.user_id = u.id)
                            AS spent,
-                       ARRAY(SELECT o.id FROM orders o WHERE o.user_id = u.id
-                             ORDER BY o.id DESC LIMIT :n) AS recent
+                       {recent_sql} AS recent
                 FROM users u WHERE u.id = :id
                 """
             ),
@@ -80,8 +89,11 @@ class OneRoundTrip:
         ).first()
         if row is None:
             return None
+        recent = row.recent
+        if isinstance(recent, str):
+            recent = [int(i) for i in recent.split(",")]
         return {"id": row.id, "name": row.name, "email": row.email, "orders": row.orders,
-                "spent": str(row.spent), "recent_order_ids": list(row.recent)}  # fmt: skip
+                "spent": str(row.spent), "recent_order_ids": list(recent or [])}  # fmt: skip
 
 
 SCENARIO = Scenario(

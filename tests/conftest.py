@@ -86,7 +86,7 @@ def app_process(tmp_path: Path, seeded_db: str) -> Iterator[RunningApp]:
 # --- native services (lab up), for the scenarios and tests that need them ---
 
 REPO = Path(__file__).resolve().parents[1]
-OFFSET = "2000"
+OFFSET = "3000"  # test_services.py uses 1000 and 2000 for its own labs
 
 
 class LabServices:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request, status
+from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
 from faults import FaultRuntime
@@ -18,6 +19,7 @@ __all__ = [
     "AdminDep",
     "DbSession",
     "FaultsDep",
+    "RedisDep",
     "SettingsDep",
     "ToggleAllowedDep",
     "UpstreamDep",
@@ -39,18 +41,30 @@ def _faults(request: Request) -> FaultRuntime:
     return runtime
 
 
-def _upstream(request: Request) -> UpstreamClient:
-    client: UpstreamClient | None = request.app.state.upstream
+def _configured(request: Request, attribute: str, setting: str) -> Any:
+    """A dependency's client from app.state, or a 503 that says how to get one."""
+    client = getattr(request.app.state, attribute)
     if client is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            "no upstream configured (UPSTREAM_URL); start the lab's services with `make up`",
+            f"no {attribute} configured ({setting}); start the lab's services with `make up`",
         )
+    return client
+
+
+def _upstream(request: Request) -> UpstreamClient:
+    client: UpstreamClient = _configured(request, "upstream", "UPSTREAM_URL")
+    return client
+
+
+def _redis(request: Request) -> Redis:
+    client: Redis = _configured(request, "redis", "REDIS_URL")
     return client
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 UpstreamDep = Annotated[UpstreamClient, Depends(_upstream)]
+RedisDep = Annotated[Redis, Depends(_redis)]
 DbSession = Annotated[Session, Depends(_session)]
 FaultsDep = Annotated[FaultRuntime, Depends(_faults)]
 

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from faults.redis_timeout import TrustingCache
-from target_app.api.deps import FaultsDep
+from target_app.api.deps import FaultsDep, RedisDep
 from target_app.db import Database
 from target_app.models import Product
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
-
-
-def _redis(request: Request) -> Redis:
-    client: Redis | None = request.app.state.redis
-    if client is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "no Redis configured (REDIS_URL); start the lab's services with `make up`",
-        )
-    return client
-
-
-RedisDep = Annotated[Redis, Depends(_redis)]
 
 
 def _stats(database: Database) -> bytes:

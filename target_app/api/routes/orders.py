@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from faults.n_plus_one import LazyLoading
 from target_app.api.deps import DbSession, FaultsDep, UpstreamDep
 from target_app.clients.upstream import CallPolicy, UpstreamError, UpstreamUnavailable
 from target_app.db import Database
@@ -42,6 +43,29 @@ def _order_out(order: Order) -> dict[str, Any]:
             {"product_id": i.product_id, "quantity": i.quantity, "unit_price": str(i.unit_price)}
             for i in order.items
         ],
+    }
+
+
+@router.get("")
+def order_feed(
+    session: DbSession,
+    faults: FaultsDep,
+    before_id: Annotated[int, Query(ge=1)] = 2**31 - 1,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> dict[str, Any]:
+    """The newest orders with their customer and lines (the n-plus-one seam)."""
+    loader: LazyLoading = faults.pick("n-plus-one")
+    orders = loader.orders(session, before_id, limit)
+    return {
+        "orders": [
+            _order_out(o)
+            | {
+                "customer": o.user.name,
+                "lines": [{"product": i.product.name, "quantity": i.quantity} for i in o.items],
+            }
+            for o in orders
+        ],
+        "next_before_id": orders[-1].id if orders else None,
     }
 
 

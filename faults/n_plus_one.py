@@ -1,0 +1,107 @@
+"""n-plus-one (seeds 10, 49): lazy loading in a loop, one query per row and per relation.
+
+Seam: how the order feed loads its orders, `faults.pick("n-plus-one")`, used
+by `GET /orders`. Both variants return the same JSON; only the number of
+statements differs.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from faults._contract import Scenario, Symptom
+from target_app.models import Order, OrderItem
+
+__all__ = ["SCENARIO", "EagerLoading", "LazyLoading"]
+
+
+class FeedParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- faulty -----------------------------------------------------------------
+
+
+class LazyLoading:
+    """Load the orders, then let each `order.items`, `item.product` and `order.user`
+    access fire its own SELECT as the serializer walks the objects."""
+
+    def __init__(self, params: FeedParams) -> None:
+        pass
+
+    def orders(self, session: Session, before_id: int, limit: int) -> list[Order]:
+        query = select(Order).where(Order.id < before_id).order_by(Order.id.desc()).limit(limit)
+        return list(session.scalars(query))
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class EagerLoading:
+    """Say what the response needs up front: the user joined, the items and their
+    products each loaded in one `IN (...)` query. Three statements, whatever the page size."""
+
+    def __init__(self, params: FeedParams) -> None:
+        pass
+
+    def orders(self, session: Session, before_id: int, limit: int) -> list[Order]:
+        query = (
+            select(Order)
+            .where(Order.id < before_id)
+            .order_by(Order.id.desc())
+            .limit(limit)
+            .options(
+                joinedload(Order.user),
+                selectinload(Order.items).selectinload(OrderItem.product),
+            )
+        )
+        return list(session.scalars(query).unique())
+
+
+SCENARIO = Scenario(
+    slug="n-plus-one",
+    title="Query optimisation: N+1 queries from lazy loading in a loop",
+    seeds=(10, 49),
+    kind="fault",
+    summary=(
+        "The order feed loads 20 orders, then one query per order for its items, per item "
+        "for its product and per order for its user: ~90 statements per request. Eager "
+        "loading (joinedload + selectinload) makes it 3."
+    ),
+    faulty=LazyLoading,
+    fixed=EagerLoading,
+    params=FeedParams,
+    requires=("postgres",),
+    workload="order_feed",
+    default_load={"users": 20, "duration": "30s"},
+    symptom=Symptom(
+        metric="db_queries_per_request",
+        op=">=",
+        threshold=50.0,
+        description="dozens of SQL statements per request",
+    ),
+    diagnosis="""\
+**What you see.** `db_queries_per_request` (histogram; summary.json) at ~90
+for `GET /orders`; the DB share of request time high although each statement
+is fast; `pg_stat_statements` shows `SELECT ... FROM order_items WHERE
+order_items.order_id = %s` with calls = 20 x requests. The Server-Timing header
+says `db;desc="91 queries"`.
+
+**Find it.** Turn on statement logging for one request (`echo=True`, or
+`log_min_duration_statement=0` on the lab's Postgres) and count; in code, look
+for relationship attributes touched in a loop or in a serializer.
+
+**Fix.** Load what the response needs in the query: `selectinload` for
+collections (one `IN` query per relation), `joinedload` for many-to-one; or
+one hand-written query (ORM + Core/raw SQL hybrid, see orm-overhead). Setting
+`lazy="raise"` on relationships makes a forgotten eager load fail in tests
+instead of in production.
+
+**Cache or denormalise? (seed 10).** Only after the query count is right:
+cache the rendered feed in Redis with a TTL when it is read far more than
+written; denormalise (an `items_count` column, a materialised view) when the
+same aggregate is read constantly and updated rarely.
+""",
+)
