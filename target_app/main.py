@@ -26,6 +26,7 @@ from target_app.api.routes import (
     products,
     quotes,
     recommendations,
+    reports,
     users,
 )
 from target_app.clients.upstream import UpstreamClient
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(recommendations.router)
     app.include_router(quotes.router)
+    app.include_router(reports.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

@@ -54,9 +54,15 @@ def test_sigkilled_run_leaves_no_orphan_and_next_up_clears_its_toxics(
         if run.poll() is None:
             run.kill()
 
-    time.sleep(2)  # PR_SET_PDEATHSIG has sent SIGTERM; let them exit
-    survivors = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert survivors == [], [c.cmdline() for c in survivors]
+    # PR_SET_PDEATHSIG has sent SIGTERM: the app shuts down gracefully, which
+    # waits for its in-flight requests (6 s calls to the slow provider).
+    def survivors() -> list[psutil.Process]:
+        return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+    deadline = time.monotonic() + 30
+    while survivors() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert survivors() == [], [c.cmdline() for c in survivors()]
     # Nobody was left to remove the toxic: the next `lab up` does.
     assert _toxics(api)
     up = subprocess.run(

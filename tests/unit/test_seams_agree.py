@@ -28,3 +28,17 @@ def test_cached_quote_equals_recomputed() -> None:
     for product, zone in [(1, 1), (2, 3), (1, 1), (3, 2), (1, 1)]:
         assert cached.quote(product, zone) == recomputed.quote(product, zone)
     assert len(cached._quotes) == 2  # bounded
+
+
+def test_sales_report_sql_equals_python(seeded_db: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from faults.orm_overhead import AggregateInPython, AggregateInSql, SalesParams
+
+    engine = create_engine(seeded_db)
+    params = SalesParams(window_orders=300)
+    with Session(engine) as session:
+        python = AggregateInPython(params).sales(session, 400)
+        sql = AggregateInSql(params).sales(session, 400)
+    engine.dispose()
+    assert python and python == sql

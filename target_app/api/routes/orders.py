@@ -125,7 +125,9 @@ async def pay_order(
         raise HTTPException(404, f"no order {order_id}")
     deadline: CallPolicy = faults.pick("upstream-slow")
     retries: CallPolicy = faults.pick("upstream-flaky")
-    key = f"order-{order_id}-payment"
+    # The same order at the same amount is the same charge, however often it is
+    # submitted or retried.
+    key = f"order-{order_id}-{total}"
 
     async def charge_once() -> Any:
         return await upstream.charge(order_id, str(total), key)
