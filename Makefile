@@ -22,7 +22,7 @@ RUN_FLAGS = --duration $(duration) --users $(users) --workers $(workers) \
             $(if $(workload),--workload $(workload))
 
 .DEFAULT_GOAL := help
-.PHONY: help install services up down status load compare serve scenarios test test-unit lint bench clean require-fault
+.PHONY: handbook help install services up down status load compare serve scenarios test test-unit lint bench clean require-fault
 
 help:
 	@echo "make fault=memory-leak load            faulty variant under load, report at the end"
@@ -30,7 +30,7 @@ help:
 	@echo "make fault=memory-leak compare         both, then a before/after comparison"
 	@echo "make fault=memory-leak serve           the app alone with the fault on (port 8000)"
 	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream"
-	@echo "make scenarios | test | lint | bench | clean"
+	@echo "make scenarios | handbook | test | lint | bench | clean"
 	@echo "variables: duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike workload=mixed|..."
 
 # The venv is made, and the project installed into it, the first time it is needed.
@@ -55,6 +55,9 @@ compare: $(STAMP) require-fault
 
 serve: $(STAMP)
 	@$(LAB) serve $(fault) $(if $(fixed),--fixed) --workers $(workers)
+
+handbook: $(STAMP)
+	@$(LAB) handbook --out docs/scenarios
 
 scenarios: $(STAMP)
 	@$(LAB) scenarios

@@ -214,6 +214,18 @@ def serve_cmd(
     raise typer.Exit(serve.run(slug, fixed, workers, port, _parse_params(param), rows, err))
 
 
+@app.command("handbook")
+def handbook_cmd(
+    out: Annotated[Path, typer.Option("--out", help="where the pages go")] = Path("docs/scenarios"),
+) -> None:
+    """Write every scenario's page (diagnosis, diff of the fix, follow-ups) as markdown."""
+    from lab.commands.scenarios import write_handbook
+
+    pages = write_handbook(out)
+    err.print(f"{len(pages) - 1} scenario pages")
+    print(out)
+
+
 @app.command("chaos")
 def chaos_cmd(
     slug: Annotated[str | None, typer.Argument(help="a network scenario")] = None,

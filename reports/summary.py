@@ -48,6 +48,7 @@ SUMMARY_FIELDS = [
     "rss_end_mb",
     "rss_peak_mb",
     "rss_slope_mb_per_10k_requests",
+    "rss_growth_mb",
     "event_loop_lag_p99_ms",
     "server_p95_ms",
     "app_cpu_seconds",
@@ -164,6 +165,8 @@ def _rss_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     out["rss_start_mb"] = _num(float(mb.iloc[0]))
     out["rss_end_mb"] = _num(float(mb.iloc[-1]))
     out["rss_peak_mb"] = _num(float(mb.max()))
+    # How far above its starting point the app went: a spike, where the slope is a trend.
+    out["rss_growth_mb"] = _num(float(mb.max() - mb.iloc[0]))
     fit = rss_fit(ev)
     if fit is None or fit.source is None:
         notes.append("no request counts (http_requests_total or Locust history): RSS slope unknown")

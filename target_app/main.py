@@ -20,6 +20,7 @@ from target_app import metrics
 from target_app.api.errors import install_error_handlers
 from target_app.api.routes import (
     catalog,
+    exports,
     health,
     lab_admin,
     orders,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(recommendations.router)
     app.include_router(quotes.router)
     app.include_router(reports.router)
+    app.include_router(exports.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +15,7 @@ from rich.table import Table
 import faults
 from lab.errors import LabError
 
-__all__ = ["catalogue", "page_markdown", "run"]
+__all__ = ["catalogue", "page_markdown", "run", "variant_diff", "write_handbook"]
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -56,10 +59,53 @@ Symptom: `{sym.metric} {sym.op} {sym.threshold:g}` - {sym.description}.
 Parameters (`lab run {s.slug} --param name=value`, or `PUT /_lab/faults/{s.slug}`):
 {params}
 
+## The fix, as a diff of the two variants
+
+```diff
+{variant_diff(s)}
+```
+
 ## Diagnosis
 
 {s.diagnosis}
 """
+
+
+def variant_diff(scenario: faults.Scenario) -> str:
+    """The faulty implementation against the fixed one, as the scenario module has them."""
+    try:
+        faulty = inspect.getsource(scenario.faulty).splitlines()
+        fixed = inspect.getsource(scenario.fixed).splitlines()
+    except (OSError, TypeError):
+        return "(source not available)"
+    diff = difflib.unified_diff(
+        faulty, fixed, f"faulty: {scenario.faulty.__name__}", f"fixed: {scenario.fixed.__name__}",
+        lineterm="", n=2,
+    )  # fmt: skip
+    return "\n".join(diff)
+
+
+def write_handbook(out: Path) -> list[Path]:
+    """Every scenario's page as docs/scenarios/<slug>.md, and an index."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for scenario in faults.all_scenarios():
+        path = out / f"{scenario.slug}.md"
+        path.write_text(page_markdown(scenario.slug))
+        written.append(path)
+    index = [
+        "# Scenario handbook",
+        "",
+        "| slug | seeds | kind | needs | title |",
+        "|---|---|---|---|---|",
+    ]
+    index += [
+        f"| [{s.slug}]({s.slug}.md) | {', '.join(map(str, s.seeds))} | {s.kind} "
+        f"| {', '.join(s.requires) or '-'} | {s.title} |"
+        for s in faults.all_scenarios()
+    ]
+    (out / "README.md").write_text("\n".join(index) + "\n")
+    return [out / "README.md", *written]
 
 
 def run(slug: str | None = None, as_json: bool = False, console: Console | None = None) -> str:

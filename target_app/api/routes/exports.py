@@ -1,0 +1,18 @@
+"""Bulk exports (the heavy-json seam)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from faults.heavy_json import BufferedValidatedJson
+from target_app.api.deps import FaultsDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/export", tags=["exports"])
+
+
+@router.get("/orders", response_model=None)
+def export_orders(faults: FaultsDep) -> Response:
+    renderer: BufferedValidatedJson = faults.pick("heavy-json")
+    return renderer.render()
