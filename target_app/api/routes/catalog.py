@@ -7,10 +7,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
+from faults.no_cache import AlwaysRecompute
 from faults.redis_timeout import TrustingCache
 from target_app.api.deps import FaultsDep, RedisDep
 from target_app.db import Database
-from target_app.models import Product
+from target_app.models import OrderItem, Product
 
 __all__ = ["router"]
 
@@ -39,5 +40,35 @@ async def catalog_stats(request: Request, redis: RedisDep, faults: FaultsDep) ->
     database: Database = request.app.state.db
     body = await cache.get_or_compute(
         redis, "catalog:stats:v1", lambda: run_in_threadpool(_stats, database)
+    )
+    return Response(body, media_type="application/json")
+
+
+def _bestsellers(database: Database) -> bytes:
+    """Units sold per product, then a scoring pass in Python: ~tens of ms of work."""
+    with database.sessions() as session:
+        rows = session.execute(
+            select(OrderItem.product_id, func.sum(OrderItem.quantity))
+            .group_by(OrderItem.product_id)
+            .order_by(func.sum(OrderItem.quantity).desc())
+            .limit(500)
+        ).all()
+    scored = []
+    for product_id, units in rows:
+        score = 0.0
+        for day in range(1, 200):  # a decaying popularity score, deliberately naive
+            score += units / (1 + day * 0.05) ** 1.5
+        scored.append({"product_id": product_id, "units": int(units), "score": round(score, 3)})
+    scored.sort(key=lambda item: -item["score"])
+    return orjson.dumps(scored[:50])
+
+
+@router.get("/bestsellers")
+async def bestsellers(request: Request, faults: FaultsDep) -> Response:
+    """The top 50 products by decayed sales (the no-cache seam)."""
+    cache: AlwaysRecompute = faults.pick("no-cache")
+    database: Database = request.app.state.db
+    body = await cache.get(
+        request.app.state.redis, lambda: run_in_threadpool(_bestsellers, database)
     )
     return Response(body, media_type="application/json")

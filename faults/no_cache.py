@@ -1,0 +1,144 @@
+"""no-cache (seeds 17, 10): a heavy result recomputed on every request.
+
+Seam: how `GET /catalog/bestsellers` gets its ranking, `faults.pick("no-cache")`.
+The ranking changes slowly (orders trickle in), yet every request recomputes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
+
+from faults._contract import Scenario, Symptom
+from target_app import metrics
+
+__all__ = ["SCENARIO", "AlwaysRecompute", "BestsellerParams", "RedisCacheWithLock"]
+
+CACHE_NAME = "bestsellers"
+KEY = "catalog:bestsellers:v1"
+
+
+class BestsellerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_seconds: int = Field(10, ge=1, le=86_400, description="fixed: how long a ranking lives")
+    lock_seconds: float = Field(5.0, gt=0, le=600, description="fixed: recompute lock lifetime")
+    wait_seconds: float = Field(
+        2.0, ge=0, le=60, description="fixed: how long others wait for the recompute"
+    )
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def count_computation() -> None:
+    metrics.CACHE_REQUESTS.labels(CACHE_NAME, "computed").inc()
+
+
+# --- faulty -----------------------------------------------------------------
+
+
+class AlwaysRecompute:
+    """No cache: every request pays the full computation."""
+
+    def __init__(self, params: BestsellerParams) -> None:
+        pass
+
+    async def get(self, redis: Redis | None, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        count_computation()
+        return await compute()
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class RedisCacheWithLock:
+    """Cache-aside in Redis with a TTL, and stampede protection.
+
+    On a miss, one request takes a short lock (`SET NX PX`) and recomputes;
+    the others wait for the new value instead of all recomputing at once (a
+    stampede: 50 clients, 50 identical computations, the moment the key expires).
+    """
+
+    def __init__(self, params: BestsellerParams) -> None:
+        self.ttl = params.ttl_seconds
+        self.lock_ms = int(params.lock_seconds * 1000)
+        self.wait = params.wait_seconds
+
+    async def get(self, redis: Redis | None, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        if redis is None:  # no Redis configured: correct, just uncached
+            count_computation()
+            return await compute()
+        cached = await redis.get(KEY)
+        if cached is not None:
+            metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit").inc()
+            return _as_bytes(cached)
+        metrics.CACHE_REQUESTS.labels(CACHE_NAME, "miss").inc()
+        token = secrets.token_hex(8)
+        if await redis.set(f"{KEY}:lock", token, nx=True, px=self.lock_ms):
+            try:
+                count_computation()
+                value = await compute()
+                await redis.set(KEY, value, ex=self.ttl)
+                return value
+            finally:
+                if await redis.get(f"{KEY}:lock") == token.encode():
+                    await redis.delete(f"{KEY}:lock")
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            cached = await redis.get(KEY)
+            if cached is not None:
+                return _as_bytes(cached)
+        count_computation()  # the lock holder is late: better late than never
+        return await compute()
+
+
+SCENARIO = Scenario(
+    slug="no-cache",
+    title="A heavy operation recalculated on every request (cache it, in Redis)",
+    seeds=(17, 10),
+    kind="fault",
+    summary=(
+        "The bestseller ranking (an aggregate plus scoring in Python) is recomputed per "
+        "request. Cached in Redis with a TTL and a recompute lock, it runs once per TTL "
+        "window however many clients ask at once."
+    ),
+    faulty=AlwaysRecompute,
+    fixed=RedisCacheWithLock,
+    params=BestsellerParams,
+    requires=("redis", "toxiproxy"),
+    workload="bestsellers",
+    default_load={"users": 50, "duration": "30s"},
+    symptom=Symptom(
+        metric="app_cpu_ms_per_request",
+        op=">",
+        threshold=5.0,
+        description="every request pays for the same computation again",
+    ),
+    diagnosis="""\
+**What you see.** CPU per request high and flat, p95 climbing with users, and
+`cache_requests_total{cache="bestsellers",result="computed"}` growing as fast
+as requests. With the fix, "computed" grows by one per TTL window and the rest
+are hits.
+
+**How do you cache queries? (seed 10)** Cache the *result* the endpoint
+serves, keyed by its inputs, with a TTL matched to how stale it may be;
+invalidate on the writes that change it when staleness is not acceptable.
+
+**Why Redis over in-memory? (seed 17)** One computation per TTL for all
+workers and instances, not one per process; survives deploys; bounded by
+Redis' own `maxmemory`. **How long?** As long as readers tolerate (here 10 s);
+add jitter to expiries written together.
+
+**Stampede protection.** When a hot key expires, let one request recompute
+under a short lock (`SET key:lock token NX PX 5000`) while the others wait
+briefly for the new value (or serve the stale one).
+""",
+)
