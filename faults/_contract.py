@@ -145,6 +145,9 @@ class Scenario:
     profile_hint: Literal["cpu", "memory"] = "cpu"
     # Network conditions the run applies, in both variants (see Toxic).
     toxics: tuple[Toxic, ...] = ()
+    # Set the database up for a variant before the app starts (e.g. migrate to
+    # the schema revision the variant stands for): prepare(variant, database_url).
+    prepare: Callable[[Variant, str], None] | None = None
 
     def build(self, variant: Variant, params: BaseModel) -> Any:
         factory = self.faulty if variant == "faulty" else self.fixed

@@ -368,6 +368,9 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
             database_url = service_env.get("DATABASE_URL") or _prepare_database(
                 options.seed_rows, console
             )
+            if scenario.prepare is not None:
+                with console.status(f"preparing the database for the {options.variant} variant"):
+                    scenario.prepare(options.variant, database_url)
             store.reset()
             if options.variant == "faulty":
                 store.enable(scenario.slug, params.model_dump(mode="json"))

@@ -103,7 +103,7 @@ class LabServices:
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
 
-    def up(self, *names: str, rows: int = 20_000) -> dict[str, str]:
+    def up(self, *names: str, rows: int = 1_000_000) -> dict[str, str]:
         if not self.started:
             # Services a killed earlier session left on these ports (its LAB_HOME
             # is gone, so only `lab down`'s stray clean-up can find them).

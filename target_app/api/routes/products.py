@@ -12,6 +12,7 @@ from sqlalchemy import select
 from faults.bandwidth_limit import FetchWholeFeed
 from faults.memory_leak import CACHE_NAME, PageCache
 from faults.slicer import SelectStar
+from faults.slow_query import NameLookup
 from target_app import metrics
 from target_app.api.deps import DbSession, FaultsDep, UpstreamDep
 from target_app.clients.upstream import UpstreamError
@@ -56,6 +57,15 @@ def list_products(
     rows = result.scalars() if len(result.keys()) == 1 else result
     items = [_summary(p, Decimal(1)) for p in rows]
     return {"items": items, "next_after_id": items[-1]["id"] if items else None}
+
+
+@router.get("/search")
+def search_products(
+    session: DbSession, faults: FaultsDep, name: Annotated[str, Query(min_length=1, max_length=200)]
+) -> dict[str, Any]:
+    """Products by exact name (the slow-query scenario: the schema decides its cost)."""
+    lookup: NameLookup = faults.pick("slow-query")
+    return {"items": lookup.find(session, name)}
 
 
 @router.get("/{product_id}")
