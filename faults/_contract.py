@@ -8,7 +8,6 @@ it by walking the package; nothing else has to be edited to add one.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,13 +18,6 @@ __all__ = ["NoParams", "Scenario", "Symptom", "SymptomResult", "Toxic", "Variant
 
 Variant = Literal["faulty", "fixed"]
 Kind = Literal["fault", "network", "pattern"]
-
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt,
-    ">=": operator.ge,
-    "<": operator.lt,
-    "<=": operator.le,
-}
 
 
 class NoParams(BaseModel):
@@ -60,27 +52,41 @@ class Symptom:
 
     Declarative on purpose: it is written into the run's `meta.json`, so a
     report (or, later, the diagnosis engine) can evaluate it from the run dir
-    alone, without importing the scenario.
+    alone, without importing the scenario. `metric` is a summary field; with
+    `route`, that field of one Locust request name; with `baseline_route`,
+    divided by the same field of another request name.
     """
 
-    metric: str  # a key of summary.json
+    metric: str  # a key of summary.json (or of summary.json's routes[route])
     op: Literal[">", ">=", "<", "<="]
     threshold: float
     description: str
+    route: str | None = None
+    baseline_route: str | None = None
 
     def evaluate(self, summary: Mapping[str, Any]) -> SymptomResult:
-        raw = summary.get(self.metric)
-        value = float(raw) if isinstance(raw, int | float) else None
-        present = value is not None and _OPERATORS[self.op](value, self.threshold)
-        return SymptomResult(self.metric, value, self.threshold, self.op, present, self.description)
+        # One implementation of the predicate: the one reports/ applies to run dirs.
+        from reports.summary import evaluate_symptom
+
+        result = evaluate_symptom(self.as_dict(), summary)
+        assert result is not None
+        return SymptomResult(
+            result["name"], result["value"], self.threshold, self.op, result["present"],
+            self.description,
+        )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        spec: dict[str, Any] = {
             "metric": self.metric,
             "op": self.op,
             "threshold": self.threshold,
             "description": self.description,
         }
+        if self.route:
+            spec["route"] = self.route
+        if self.baseline_route:
+            spec["baseline_route"] = self.baseline_route
+        return spec
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Symptom:
@@ -89,6 +95,8 @@ class Symptom:
             op=data["op"],
             threshold=float(data["threshold"]),
             description=data.get("description", ""),
+            route=data.get("route"),
+            baseline_route=data.get("baseline_route"),
         )
 
 

@@ -59,6 +59,7 @@ SUMMARY_FIELDS = [
     "upstream_calls_per_request",
     "responses_by_status",
     "unhandled_error_rate",
+    "db_pool_checked_out_end",
     "routes",
     "symptom",
     "notes",
@@ -86,8 +87,19 @@ def _div(num: float | None, den: float | None) -> float | None:
     return _num(num / den)
 
 
+def _route_value(summary: Mapping[str, Any], route: str, metric: str) -> float | None:
+    routes = summary.get("routes") or {}
+    numbers = routes.get(route) if isinstance(routes, Mapping) else None
+    return _num(numbers.get(metric)) if isinstance(numbers, Mapping) else None
+
+
 def evaluate_symptom(spec: Any, summary: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Evaluate meta.json's symptom spec against the summary. None without a valid spec."""
+    """Evaluate meta.json's symptom spec against the summary. None without a valid spec.
+
+    The spec names a summary field (`metric`), or a field of one Locust request
+    name (`route`, looked up in `summary["routes"]`), optionally divided by the
+    same field of another (`baseline_route`): "deep page p50 / first page p50".
+    """
     if not isinstance(spec, Mapping):
         return None
     metric = spec.get("metric")
@@ -95,10 +107,15 @@ def evaluate_symptom(spec: Any, summary: Mapping[str, Any]) -> dict[str, Any] | 
     threshold = _num(spec.get("threshold"))
     if not isinstance(metric, str) or op not in _OPERATORS or threshold is None:
         return None
-    value = _num(summary.get(metric))
+    route, baseline = spec.get("route"), spec.get("baseline_route")
+    value = _route_value(summary, route, metric) if route else _num(summary.get(metric))
+    name = f"{metric} of {route}" if route else metric
+    if baseline:
+        value = _div(value, _route_value(summary, baseline, metric))
+        name = f"{name} / {metric} of {baseline}"
     present = value is not None and _OPERATORS[op](value, threshold)
     return {
-        "name": metric,
+        "name": name,
         "value": value,
         "threshold": threshold,
         "op": op,
@@ -227,6 +244,9 @@ def _diagnosis_numbers(ev: Evidence, out: dict[str, Any]) -> None:
     out["db_queries_per_request"] = _div(queries, counted)
     calls = _delta(ev, "upstream_request_duration_seconds_count")
     out["upstream_calls_per_request"] = _div(calls, served) if calls else None
+    pool = counter_total(ev, "db_pool_checked_out")
+    # Where the pool stands once the load is over: leaked sessions keep it up.
+    out["db_pool_checked_out_end"] = None if pool is None else _num(float(pool["value"].iloc[-1]))
     statuses = _responses_by_status(ev)
     out["responses_by_status"] = statuses
     # 500 is what an exception nobody handled becomes; 502/503/504 are answers

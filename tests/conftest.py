@@ -86,6 +86,7 @@ def app_process(tmp_path: Path, seeded_db: str) -> Iterator[RunningApp]:
 # --- native services (lab up), for the scenarios and tests that need them ---
 
 REPO = Path(__file__).resolve().parents[1]
+SERVICES_SEED_ROWS = 1_000_000  # products `lab up` seeds (the lab's own default)
 OFFSET = "3000"  # test_services.py uses 1000 and 2000 for its own labs
 
 
@@ -103,7 +104,7 @@ class LabServices:
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
 
-    def up(self, *names: str, rows: int = 1_000_000) -> dict[str, str]:
+    def up(self, *names: str, rows: int = SERVICES_SEED_ROWS) -> dict[str, str]:
         if not self.started:
             # Services a killed earlier session left on these ports (its LAB_HOME
             # is gone, so only `lab down`'s stray clean-up can find them).

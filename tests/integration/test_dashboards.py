@@ -2,7 +2,7 @@
 
 The stack is the lab's: `lab up --only postgres --only redis --only upstream
 --only prometheus` (the `lab_services` fixture: Toxiproxy in front of every
-link, Postgres seeded with 20k rows, the fake payment provider, Prometheus with
+link, Postgres seeded with 1,000,000 products, the fake payment provider, Prometheus with
 the lab's rule files and its file_sd directory). The app runs under gunicorn (2
 workers, multiprocess metrics) with the settings a `lab run` gives it, reaching
 Postgres, Redis and the provider through their Toxiproxy links, and is
@@ -57,12 +57,12 @@ from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun
 from lab.processes import free_port
 from lab.services.prometheus import register_app_target, unregister_app_target
-from tests.conftest import REPO, RunningApp, need, start_app
+from tests.conftest import REPO, SERVICES_SEED_ROWS, RunningApp, need, start_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 SERVICES = ("postgres", "redis", "upstream", "prometheus")
-SEED_ROWS = 20_000  # what `lab_services` seeds Postgres with
+SEED_ROWS = 20_000  # the ids the load touches (LAB_SEED_ROWS), within what is seeded
 LOAD_SECONDS = 20.0
 SCRAPE_S = 1.0  # the lab's Prometheus scrapes everything every second
 # Grafana over a run of about a minute: $__interval is the datasource's 1 s
@@ -157,7 +157,8 @@ def _check_links(settings: dict[str, str]) -> None:
     engine = create_engine(settings["DATABASE_URL"], poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("select count(*) from products")).scalar() == SEED_ROWS
+            seeded = conn.execute(text("select count(*) from products")).scalar()
+            assert seeded == SERVICES_SEED_ROWS
     finally:
         engine.dispose()
     client = redis.Redis.from_url(settings["REDIS_URL"])

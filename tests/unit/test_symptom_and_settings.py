@@ -43,3 +43,14 @@ def test_admin_api_refuses_a_weak_token() -> None:
 def test_production_refuses_faults_at_start_up() -> None:
     with pytest.raises(ValidationError, match="production"):
         Settings(lab_env="production", faults=["memory-leak"])
+
+
+def test_symptom_on_a_route_relative_to_another() -> None:
+    summary = {"routes": {"GET deep": {"p50_ms": 400.0}, "GET first": {"p50_ms": 10.0}}}
+    deep = Symptom("p50_ms", ">=", 20.0, "d", route="GET deep", baseline_route="GET first")
+    result = deep.evaluate(summary)
+    assert result.value == 40.0 and result.present
+    assert "GET deep" in result.name and "GET first" in result.name
+    assert Symptom.from_dict(deep.as_dict()) == deep
+    missing = Symptom("p50_ms", ">=", 20.0, "d", route="GET nowhere", baseline_route="GET first")
+    assert missing.evaluate(summary).present is False

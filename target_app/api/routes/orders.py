@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from faults.n_plus_one import LazyLoading
+from faults.pool_exhaustion import ThreadScopedSessions
 from target_app.api.deps import DbSession, FaultsDep, UpstreamDep
 from target_app.clients.upstream import CallPolicy, UpstreamError, UpstreamUnavailable
 from target_app.db import Database
@@ -144,3 +146,21 @@ async def pay_order(
     except UpstreamError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"payment failed: {exc}") from None
     return {"order_id": order_id, "status": "paid", "payment": payment}
+
+
+def _invoice_session(request: Request) -> Iterator[Session]:
+    """The pool-exhaustion seam: where this route's session comes from."""
+    provider: ThreadScopedSessions = request.app.state.faults.pick("pool-exhaustion")
+    yield from provider.sessions(request.app.state.db)
+
+
+@router.get("/{order_id}/invoice")
+def order_invoice(
+    order_id: int, session: Annotated[Session, Depends(_invoice_session)]
+) -> dict[str, Any]:
+    order = session.scalar(
+        select(Order).where(Order.id == order_id).options(selectinload(Order.items))
+    )
+    if order is None:
+        raise HTTPException(404, f"no order {order_id}")
+    return _order_out(order) | {"invoice": f"INV-{order_id:08d}"}
