@@ -7,11 +7,13 @@ nothing) when its data is missing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -27,16 +29,25 @@ from .series import (
 )
 
 __all__ = [
+    "CounterIncrease",
     "compare_plots",
+    "counter_increase_by",
+    "counter_rates",
+    "gauge_values",
+    "plot_cache",
     "plot_compare_latency_over_time",
     "plot_compare_rss",
     "plot_cpu",
+    "plot_database",
     "plot_event_loop_lag",
     "plot_latency",
     "plot_latency_cdf",
     "plot_metric_bars",
     "plot_rss",
+    "plot_status",
     "plot_throughput",
+    "plot_upstream",
+    "plot_work",
     "run_plots",
 ]
 
@@ -176,9 +187,349 @@ def plot_cpu(ev: Evidence, plots_dir: Path) -> Path | None:
     return _save(fig, plots_dir, "cpu.png")
 
 
+# --- the scenario's own signal (app metrics from metrics.csv) --------------------------------
+
+_TIME_LABEL = "time since load start (s)"
+_BREAKER_STATES = {0: "closed", 1: "half-open", 2: "open"}
+# Series whose peaks differ more than this get a symlog axis, so that 3 errors/s
+# next to 3000 hits/s stay visible.
+_SYMLOG_SPAN = 30.0
+_STATUS_COLORS = {
+    "2": ["#1e8449", "#52be80", "#0e6251", "#7dcea0"],
+    "3": ["#7f8c8d", "#aab7b8"],
+    "4": ["#e67e22", "#f5b041", "#a04000", "#f8c471"],
+    "5": ["#c0392b", "#8e44ad", "#641e16", "#ec7063"],
+}
+
+
+@dataclass
+class CounterIncrease:
+    """A counter's increase over each interval between samples of the load window."""
+
+    deltas: pd.DataFrame  # index: t at the end of the interval; one column per label group
+    dt: pd.Series  # length of each interval (s), same index
+
+    @property
+    def rates(self) -> pd.DataFrame:
+        return self.deltas.div(self.dt, axis=0)
+
+    @property
+    def totals(self) -> pd.Series:
+        return self.deltas.sum()
+
+
+def _scrape_times(ev: Evidence) -> pd.Series | None:
+    """`t` of each sample of the load window, indexed by `ts` (sorted).
+
+    The app's scrapes (names not starting with `lab_`) when there are any: the
+    runner's own samples may be taken at other instants.
+    """
+    metrics = ev.metrics
+    if metrics is None:
+        return None
+    rows = ev.in_window(metrics.dropna(subset=["t"]))
+    app_rows = rows.loc[~rows["name"].str.startswith("lab_")]
+    if not app_rows.empty:
+        rows = app_rows
+    if rows.empty:
+        return None
+    return rows.groupby("ts")["t"].first().sort_index()
+
+
+def _label_value(labels: str, key: str) -> str:
+    for pair in labels.split("|"):
+        k, sep, v = pair.partition("=")
+        if sep and k == key:
+            return v
+    return "?"
+
+
+def _group_key(labels: str, by: Sequence[str]) -> str:
+    return "/".join(_label_value(labels, key) for key in by) if by else "total"
+
+
+def _table(
+    ev: Evidence, name: str, grid: pd.Series, exclude_route: str | None
+) -> pd.DataFrame | None:
+    """Values of each label set of a metric on the sample grid (NaN where absent)."""
+    metrics = ev.metrics
+    if metrics is None:
+        return None
+    rows = metrics.loc[(metrics["name"] == name) & metrics["ts"].isin(grid.index)]
+    if exclude_route is not None:
+        rows = rows.loc[rows["labels"].map(lambda s: _label_value(s, "route")) != exclude_route]
+    if rows.empty:
+        return None
+    table = rows.pivot_table(index="ts", columns="labels", values="value", aggfunc="last")
+    return table.reindex(grid.index)
+
+
+def _by_group(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    keys = [_group_key(str(col), by) for col in table.columns]
+    grouped = table.T.groupby(keys).sum(min_count=1).T
+    return grouped.loc[:, sorted(grouped.columns)]
+
+
+def counter_increase_by(
+    ev: Evidence, name: str, by: Sequence[str] = (), exclude_route: str | None = None
+) -> CounterIncrease | None:
+    """Increase of a counter between consecutive samples of the load window, per
+    value of the labels `by` (joined by "/"; one column "total" without `by`).
+
+    Deltas are taken per label set first: a series absent from the window's first
+    sample was born during the load and started from 0. A negative delta (a counter
+    reset) gives NaN.
+    """
+    grid = _scrape_times(ev)
+    if grid is None or len(grid) < 2:
+        return None
+    table = _table(ev, name, grid, exclude_route)
+    if table is None:
+        return None
+    born = table.iloc[0].isna()
+    seen = table.notna().cummax()
+    table.loc[:, born] = table.loc[:, born].where(seen.loc[:, born], 0.0)
+    deltas = table.ffill().diff().iloc[1:]
+    deltas = _by_group(deltas.where(deltas >= 0), by)
+    index = pd.Index(grid.iloc[1:].to_numpy(dtype=float), name="t")
+    deltas.index = index
+    dt = pd.Series(np.diff(grid.index.to_numpy(dtype=float)), index=index)
+    return CounterIncrease(deltas=deltas, dt=dt)
+
+
+def counter_rates(
+    ev: Evidence, name: str, by: Sequence[str] = (), exclude_route: str | None = None
+) -> pd.DataFrame | None:
+    """Per-second increase of a counter (see `counter_increase_by`); index `t`."""
+    inc = counter_increase_by(ev, name, by, exclude_route)
+    return None if inc is None else inc.rates
+
+
+def gauge_values(ev: Evidence, name: str, by: Sequence[str] = ()) -> pd.DataFrame | None:
+    """A gauge on the samples of the load window, summed over label sets per value of `by`.
+
+    Index: `t`; one column per group (see `counter_increase_by`).
+    """
+    grid = _scrape_times(ev)
+    if grid is None:
+        return None
+    table = _table(ev, name, grid, None)
+    if table is None:
+        return None
+    values = _by_group(table, by).dropna(how="all")
+    values.index = pd.Index(grid.reindex(values.index).to_numpy(dtype=float), name="t")
+    return values
+
+
+def _has_signal(frame: pd.DataFrame | pd.Series | None) -> bool:
+    """Some finite non-zero value."""
+    if frame is None or frame.empty:
+        return False
+    values = frame.to_numpy(dtype=float)
+    return bool((np.isfinite(values) & (values != 0)).any())
+
+
+def _stack(nrows: int, width: float = 9.0, row_height: float = 2.8) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(width, 0.6 + row_height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, 1, squeeze=False, sharex=True)
+    return fig, [row[0] for row in axes]
+
+
+def _status_colors(codes: Sequence[str]) -> dict[str, str]:
+    used: dict[str, int] = {}
+    out: dict[str, str] = {}
+    for code in codes:
+        palette = _STATUS_COLORS.get(code[:1], ["#34495e", "#95a5a6"])
+        i = used.get(code[:1], 0)
+        used[code[:1]] = i + 1
+        out[code] = palette[i % len(palette)]
+    return out
+
+
+def _rate_lines(ax: Axes, inc: CounterIncrease, colors: Mapping[str, str] | None = None) -> None:
+    """One line per group of a counter's per-second rate; legend with window totals;
+    symlog y axis when the groups differ by orders of magnitude."""
+    rates = inc.rates
+    totals = inc.totals
+    for col in rates.columns:
+        series = rates[col].dropna()
+        color = colors.get(str(col)) if colors else None
+        label = f"{col} ({totals[col]:,.0f} in the window)"
+        ax.plot(series.index, series.to_numpy(), marker=".", color=color, label=label)
+    peaks = rates.max().dropna()
+    peaks = peaks.loc[peaks > 0]
+    if len(peaks) > 1 and peaks.max() / peaks.min() > _SYMLOG_SPAN:
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylabel("(symlog scale)")
+    ax.legend(fontsize=8, loc="best")
+
+
+def _finish(ax: Axes, title: str, ylabel: str, *, bottom: bool = True) -> None:
+    ax.set_title(title, fontsize=10)
+    scale = ax.get_ylabel()
+    ax.set_ylabel(f"{ylabel} {scale}".strip())
+    if bottom:
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+
+
+def _no_data(ax: Axes, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} in the load window", ha="center", transform=ax.transAxes)
+
+
+def _ratio(
+    num: CounterIncrease | None, den: CounterIncrease | None, scale: float = 1.0
+) -> pd.Series:
+    """num/den per interval, summed over groups; NaN where the denominator is 0."""
+    if num is None or den is None:
+        return pd.Series(dtype=float)
+    n = num.deltas.sum(axis=1, min_count=1)
+    d = den.deltas.sum(axis=1, min_count=1).reindex(n.index)
+    return (scale * n / d.where(d > 0)).dropna()
+
+
+def _db_panels(
+    axes: Sequence[Axes], per_request: pd.Series, share: pd.Series, pool: pd.DataFrame | None
+) -> None:
+    top, mid, low = axes
+    if per_request.empty:
+        _no_data(top, "requests")
+    top.plot(per_request.index, per_request.to_numpy(), marker=".", color="#2471a3")
+    _finish(top, "SQL statements per request (per interval)", "queries / request")
+    if share.empty:
+        _no_data(mid, "request time")
+    mid.plot(share.index, share.to_numpy(), marker=".", color="#d35400")
+    _finish(mid, "DB time as a share of request time (per interval)", "DB / request time (%)")
+    if pool is None:
+        _no_data(low, "pool samples")
+    else:
+        low.step(pool.index, pool.sum(axis=1).to_numpy(), where="post", color="#7d3c98")
+        low.axhline(0, color="grey", linewidth=0.8)
+    # No floor at 0: a negative gauge is an instrumentation bug worth seeing.
+    _finish(low, "connections checked out of the pool", "connections", bottom=False)
+    low.set_xlabel(_TIME_LABEL)
+
+
+def plot_database(ev: Evidence, plots_dir: Path) -> Path | None:
+    """Queries per request, DB share of request time and pool connections over time."""
+    q_sum = counter_increase_by(ev, "db_queries_per_request_sum")
+    q_count = counter_increase_by(ev, "db_queries_per_request_count")
+    db_time = counter_increase_by(ev, "db_query_duration_seconds_sum")
+    req_time = counter_increase_by(
+        ev, "http_request_duration_seconds_sum", exclude_route="/metrics"
+    )
+    pool = gauge_values(ev, "db_pool_checked_out")
+    # Requests counted with 0 queries are not DB activity: q_count alone is no signal.
+    active = [_has_signal(inc.deltas) for inc in (q_sum, db_time) if inc is not None]
+    if not any(active) and not _has_signal(pool):
+        return None
+    fig, axes = _stack(3)
+    fig.suptitle(f"{_label(ev)}: database")
+    _db_panels(axes, _ratio(q_sum, q_count), _ratio(db_time, req_time, scale=100.0), pool)
+    return _save(fig, plots_dir, "database.png")
+
+
+def plot_upstream(ev: Evidence, plots_dir: Path) -> Path | None:
+    """Upstream calls per second by dependency/outcome, and the circuit breaker's state."""
+    calls = counter_increase_by(
+        ev, "upstream_request_duration_seconds_count", by=("dependency", "outcome")
+    )
+    breaker = gauge_values(ev, "circuit_breaker_state", by=("dependency",))
+    has_calls = calls is not None and _has_signal(calls.deltas)
+    if not has_calls and not _has_signal(breaker):
+        return None
+    fig, axes = _stack(2 if breaker is not None else 1)
+    fig.suptitle(f"{_label(ev)}: upstream calls")
+    if calls is None or not has_calls:
+        _no_data(axes[0], "upstream calls")
+    else:
+        _rate_lines(axes[0], calls)
+    _finish(axes[0], "calls per second by dependency/outcome", "calls / s")
+    if breaker is not None:
+        for col in breaker.columns:
+            series = breaker[col].dropna()
+            axes[1].step(series.index, series.to_numpy(), where="post", label=str(col))
+        axes[1].set_yticks(list(_BREAKER_STATES), list(_BREAKER_STATES.values()))
+        axes[1].set_ylim(-0.2, 2.2)
+        axes[1].legend(fontsize=8, loc="best")
+        _finish(axes[1], "circuit breaker state by dependency", "state", bottom=False)
+    axes[-1].set_xlabel(_TIME_LABEL)
+    return _save(fig, plots_dir, "upstream.png")
+
+
+def plot_cache(ev: Evidence, plots_dir: Path) -> Path | None:
+    """Cache look-ups per second by cache/result, and entries held by each cache."""
+    lookups = counter_increase_by(ev, "cache_requests_total", by=("cache", "result"))
+    entries = gauge_values(ev, "cache_entries", by=("cache",))
+    has_lookups = lookups is not None and _has_signal(lookups.deltas)
+    if not has_lookups and not _has_signal(entries):
+        return None
+    fig, (top, low) = _stack(2)
+    fig.suptitle(f"{_label(ev)}: cache")
+    if lookups is None or not has_lookups:
+        _no_data(top, "cache look-ups")
+    else:
+        _rate_lines(top, lookups)
+    _finish(top, "look-ups per second by cache/result", "look-ups / s")
+    if entries is None:
+        _no_data(low, "cache_entries samples")
+    else:
+        for col in entries.columns:
+            series = entries[col].dropna()
+            low.step(series.index, series.to_numpy(), where="post", label=str(col))
+        low.legend(fontsize=8, loc="best")
+    _finish(low, "entries held by each cache", "entries")
+    low.set_xlabel(_TIME_LABEL)
+    return _save(fig, plots_dir, "cache.png")
+
+
+def _drop_silent(inc: CounterIncrease) -> CounterIncrease:
+    keep = [c for c in inc.deltas.columns if _has_signal(inc.deltas[c])]
+    return CounterIncrease(deltas=inc.deltas.loc[:, keep], dt=inc.dt)
+
+
+def plot_status(ev: Evidence, plots_dir: Path) -> Path | None:
+    """Responses per second by HTTP status, from the app's counter (without /metrics)."""
+    inc = counter_increase_by(ev, "http_requests_total", by=("status",), exclude_route="/metrics")
+    if inc is None or not _has_signal(inc.deltas):
+        return None
+    inc = _drop_silent(inc)
+    fig, (ax,) = _figure()
+    _rate_lines(ax, inc, colors=_status_colors([str(c) for c in inc.deltas.columns]))
+    ax.set_xlabel(_TIME_LABEL)
+    _finish(ax, f"{_label(ev)}: responses per second by status (app)", "responses / s")
+    ax.title.set_fontsize(12)
+    return _save(fig, plots_dir, "status.png")
+
+
+def plot_work(ev: Evidence, plots_dir: Path) -> Path | None:
+    """Batch work items processed per second by kind/outcome."""
+    inc = counter_increase_by(ev, "work_items_total", by=("kind", "outcome"))
+    if inc is None or not _has_signal(inc.deltas):
+        return None
+    fig, (ax,) = _figure()
+    _rate_lines(ax, _drop_silent(inc))
+    ax.set_xlabel(_TIME_LABEL)
+    _finish(ax, f"{_label(ev)}: work items per second by kind/outcome", "items / s")
+    ax.title.set_fontsize(12)
+    return _save(fig, plots_dir, "work.png")
+
+
 def run_plots(ev: Evidence, plots_dir: Path) -> list[Path]:
     """All the plots of one run that have data."""
-    makers = (plot_latency, plot_throughput, plot_rss, plot_event_loop_lag, plot_cpu)
+    makers = (
+        plot_latency,
+        plot_throughput,
+        plot_rss,
+        plot_event_loop_lag,
+        plot_cpu,
+        plot_database,
+        plot_upstream,
+        plot_cache,
+        plot_status,
+        plot_work,
+    )
     return [p for p in (make(ev, plots_dir) for make in makers) if p is not None]
 
 

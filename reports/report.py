@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from .evidence import Evidence, load_evidence
-from .plots import plot_cpu, plot_event_loop_lag, plot_latency, plot_rss, plot_throughput
+from .plots import (
+    plot_cache,
+    plot_cpu,
+    plot_database,
+    plot_event_loop_lag,
+    plot_latency,
+    plot_rss,
+    plot_status,
+    plot_throughput,
+    plot_upstream,
+    plot_work,
+)
 from .render import fmt, key_rows, meta_sections, plot_entries, symptom_verdict, write_pair
 from .summary import summarize_evidence, write_summary
 
@@ -19,6 +30,11 @@ RUN_PLOTS: list[tuple[str, Callable[[Evidence, Path], Path | None]]] = [
     ("rss.png", plot_rss),
     ("event_loop_lag.png", plot_event_loop_lag),
     ("cpu.png", plot_cpu),
+    ("status.png", plot_status),
+    ("database.png", plot_database),
+    ("upstream.png", plot_upstream),
+    ("cache.png", plot_cache),
+    ("work.png", plot_work),
 ]
 
 

@@ -60,6 +60,8 @@ SUMMARY_FIELDS = [
     "responses_by_status",
     "unhandled_error_rate",
     "db_pool_checked_out_end",
+    "work_items_per_second",
+    "work_items_rejected",
     "routes",
     "symptom",
     "notes",
@@ -244,6 +246,10 @@ def _diagnosis_numbers(ev: Evidence, out: dict[str, Any]) -> None:
     out["db_queries_per_request"] = _div(queries, counted)
     calls = _delta(ev, "upstream_request_duration_seconds_count")
     out["upstream_calls_per_request"] = _div(calls, served) if calls else None
+    done = counter_increase(ev, "work_items_total", label_filter="outcome=ok")
+    out["work_items_per_second"] = _div(done, out.get("duration_s")) if done else None
+    rejected = counter_increase(ev, "work_items_total", label_filter="outcome=rejected")
+    out["work_items_rejected"] = None if rejected is None else int(rejected)
     pool = counter_total(ev, "db_pool_checked_out")
     # Where the pool stands once the load is over: leaked sessions keep it up.
     out["db_pool_checked_out_end"] = None if pool is None else _num(float(pool["value"].iloc[-1]))

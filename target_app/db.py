@@ -88,10 +88,15 @@ def _instrument(engine: Engine) -> None:
             timing.db_seconds += elapsed
             timing.db_queries += 1
 
+    # Count a check-in only for a connection whose check-out was counted: a
+    # connection that failed to open is checked in without ever going out, and
+    # counting it drove the gauge negative while the database was down.
     @event.listens_for(engine, "checkout")
-    def _checkout(*_: Any) -> None:
+    def _checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        record.info["lab_checked_out"] = True
         metrics.DB_POOL_CHECKED_OUT.inc()
 
     @event.listens_for(engine, "checkin")
-    def _checkin(*_: Any) -> None:
-        metrics.DB_POOL_CHECKED_OUT.dec()
+    def _checkin(dbapi_connection: Any, record: Any) -> None:
+        if record is not None and record.info.pop("lab_checked_out", False):
+            metrics.DB_POOL_CHECKED_OUT.dec()

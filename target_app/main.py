@@ -22,6 +22,7 @@ from target_app.api.routes import (
     catalog,
     exports,
     health,
+    imports,
     lab_admin,
     orders,
     products,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(quotes.router)
     app.include_router(reports.router)
     app.include_router(exports.router)
+    app.include_router(imports.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

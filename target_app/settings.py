@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
+_DEV_CURSOR_SECRET = "lab-development-cursor-secret"
 _WEAK_TOKENS = {"", "changeme", "change-me", "secret", "token", "admin", "lab"}
 
 
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     lab_admin_enabled: bool = False
     lab_admin_token: SecretStr = SecretStr("")
 
+    # Signs pagination cursors so clients cannot forge positions.
+    cursor_secret: SecretStr = SecretStr(_DEV_CURSOR_SECRET)
+
     # Off only for the benchmark's baseline: no metrics, no timing, no seams.
     lab_instrumentation: bool = True
     log_level: str = "INFO"
@@ -63,6 +67,10 @@ class Settings(BaseSettings):
                 "LAB_ADMIN_ENABLED needs LAB_ADMIN_TOKEN set to a random string of at least "
                 "16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
             )
+        if self.lab_env == "production" and (
+            self.cursor_secret.get_secret_value() == _DEV_CURSOR_SECRET
+        ):
+            raise ValueError("set CURSOR_SECRET to a random string: the default is public")
         if self.lab_env == "production" and self.faults:
             raise ValueError(
                 f"FAULTS={','.join(self.faults)} refused: no fault can be switched on "

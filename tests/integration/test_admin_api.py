@@ -83,7 +83,7 @@ def test_enable_disable_reset_round_trip(app_process: RunningApp) -> None:
 
 
 def test_production_refuses_every_toggle(tmp_path: Path, seeded_db: str) -> None:
-    app = start_app(tmp_path, seeded_db, LAB_ENV="production")
+    app = start_app(tmp_path, seeded_db, LAB_ENV="production", CURSOR_SECRET="s3cret-from-vault")
     try:
         response = httpx.put(f"{app.url}/_lab/faults/memory-leak", headers=app.auth)
         assert response.status_code == 403

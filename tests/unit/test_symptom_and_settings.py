@@ -42,7 +42,11 @@ def test_admin_api_refuses_a_weak_token() -> None:
 
 def test_production_refuses_faults_at_start_up() -> None:
     with pytest.raises(ValidationError, match="production"):
-        Settings(lab_env="production", faults=["memory-leak"])
+        Settings(
+            lab_env="production",
+            faults=["memory-leak"],
+            cursor_secret="a-real-secret-from-the-vault",  # type: ignore[arg-type]
+        )
 
 
 def test_symptom_on_a_route_relative_to_another() -> None:
@@ -54,3 +58,9 @@ def test_symptom_on_a_route_relative_to_another() -> None:
     assert Symptom.from_dict(deep.as_dict()) == deep
     missing = Symptom("p50_ms", ">=", 20.0, "d", route="GET nowhere", baseline_route="GET first")
     assert missing.evaluate(summary).present is False
+
+
+def test_production_refuses_the_public_cursor_secret() -> None:
+    with pytest.raises(ValidationError, match="CURSOR_SECRET"):
+        Settings(lab_env="production")
+    Settings(lab_env="production", cursor_secret="a-real-secret-from-the-vault")  # type: ignore[arg-type]

@@ -11,12 +11,14 @@ from sqlalchemy import select
 
 from faults.bandwidth_limit import FetchWholeFeed
 from faults.memory_leak import CACHE_NAME, PageCache
+from faults.offset_pagination import BadCursor, Cursors, OffsetPages
 from faults.slicer import SelectStar
 from faults.slow_query import NameLookup
 from target_app import metrics
-from target_app.api.deps import DbSession, FaultsDep, UpstreamDep
+from target_app.api.deps import DbSession, FaultsDep, SettingsDep, UpstreamDep
 from target_app.clients.upstream import UpstreamError
 from target_app.models import Product
+from target_app.settings import Settings
 
 __all__ = ["router"]
 
@@ -57,6 +59,32 @@ def list_products(
     rows = result.scalars() if len(result.keys()) == 1 else result
     items = [_summary(p, Decimal(1)) for p in rows]
     return {"items": items, "next_after_id": items[-1]["id"] if items else None}
+
+
+def _cursors(settings: Settings) -> Cursors:
+    return Cursors(settings.cursor_secret.get_secret_value().encode())
+
+
+@router.get("/pages")
+def product_pages(
+    session: DbSession,
+    faults: FaultsDep,
+    settings: SettingsDep,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """A page of the catalogue: by page number or by cursor (the offset-pagination seam)."""
+    pager: OffsetPages = faults.pick("offset-pagination")
+    try:
+        return pager.page(session, _cursors(settings), page, cursor)
+    except BadCursor as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+@router.get("/pages/bookmark")
+def page_bookmark(settings: SettingsDep, after_id: Annotated[int, Query(ge=0)]) -> dict[str, str]:
+    """A cursor that resumes after a product the client has seen ("continue where I left")."""
+    return {"cursor": _cursors(settings).encode(after_id)}
 
 
 @router.get("/search")

@@ -1,0 +1,153 @@
+"""offset-pagination (seed 11): page N of a million rows, with OFFSET or with a cursor.
+
+Seam: how `GET /products/pages` finds its page, `faults.pick("offset-pagination")`.
+Clients send both a page number and, when they have one, a cursor: the faulty
+variant uses the page number (`OFFSET (page-1)*size`: the database reads and
+throws away every row before it); the fixed one uses the cursor (`WHERE id >
+:after`: an index seek, the same cost at any depth). Cursors are opaque and
+signed, so a client cannot forge or tamper with one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from faults._contract import Scenario, Symptom
+from target_app.models import Product
+
+__all__ = ["SCENARIO", "BadCursor", "Cursors", "KeysetPages", "OffsetPages"]
+
+
+class PagesParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(20, ge=1, le=500, description="items per page")
+
+
+class BadCursor(ValueError):
+    pass
+
+
+class Cursors:
+    """`base64(json).signature`: opaque to clients, checked on the way back in."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def _sign(self, payload: bytes) -> str:
+        return hmac.new(self.secret, payload, hashlib.sha256).hexdigest()[:24]
+
+    def encode(self, after_id: int) -> str:
+        payload = base64.urlsafe_b64encode(orjson.dumps({"after": after_id}))
+        return f"{payload.decode()}.{self._sign(payload)}"
+
+    def decode(self, token: str) -> int:
+        payload, _, signature = token.encode().partition(b".")
+        if not hmac.compare_digest(self._sign(payload).encode(), signature):
+            raise BadCursor("cursor is not one this API issued (bad signature)")
+        try:
+            after = orjson.loads(base64.urlsafe_b64decode(payload))["after"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadCursor(f"cursor is unreadable: {exc}") from None
+        if not isinstance(after, int) or after < 0:
+            raise BadCursor("cursor position is invalid")
+        return after
+
+
+def _items(rows: list[Product]) -> list[dict[str, Any]]:
+    return [{"id": p.id, "sku": p.sku, "name": p.name, "price": str(p.price)} for p in rows]
+
+
+# --- faulty -----------------------------------------------------------------
+
+
+class OffsetPages:
+    """LIMIT/OFFSET by page number: page 49,000 makes the DB walk 980,000 rows first."""
+
+    def __init__(self, params: PagesParams) -> None:
+        self.size = params.size
+
+    def page(
+        self, session: Session, cursors: Cursors, page: int, cursor: str | None
+    ) -> dict[str, Any]:
+        rows = list(
+            session.scalars(
+                select(Product).order_by(Product.id).offset((page - 1) * self.size).limit(self.size)
+            )
+        )
+        return {"page": page, "items": _items(rows)}
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class KeysetPages:
+    """Keyset (seek) pagination on the primary key, behind an opaque signed cursor."""
+
+    def __init__(self, params: PagesParams) -> None:
+        self.size = params.size
+
+    def page(
+        self, session: Session, cursors: Cursors, page: int, cursor: str | None
+    ) -> dict[str, Any]:
+        after = cursors.decode(cursor) if cursor else 0
+        rows = list(
+            session.scalars(
+                select(Product).where(Product.id > after).order_by(Product.id).limit(self.size)
+            )
+        )
+        following = cursors.encode(rows[-1].id) if len(rows) == self.size else None
+        return {"items": _items(rows), "next_cursor": following}
+
+
+SCENARIO = Scenario(
+    slug="offset-pagination",
+    title="Paginating 10 lakh (1,000,000) records: OFFSET vs cursor",
+    seeds=(11,),
+    kind="fault",
+    summary=(
+        "Deep pages with OFFSET cost the rows skipped: page 49,000 reads 980,000 rows to "
+        "return 20. A keyset cursor (WHERE id > :after, opaque and signed) costs the same "
+        "at page 1 and at page 49,000."
+    ),
+    faulty=OffsetPages,
+    fixed=KeysetPages,
+    params=PagesParams,
+    requires=("postgres",),
+    workload="deep_pages",
+    # One user measures what a page costs; with more, the first page's latency
+    # also holds the time it queued behind someone's deep page.
+    default_load={"users": 1, "duration": "30s"},
+    symptom=Symptom(
+        metric="p50_ms",
+        route="GET /products/pages (deep)",
+        baseline_route="GET /products/pages (first)",
+        op=">=",
+        threshold=20.0,
+        description="a deep page costs many times the first one",
+    ),
+    diagnosis="""\
+**What you see.** Latency that grows with the page number (summary.json
+`routes`: "deep" vs "first"), DB time share near 1, and in EXPLAIN ANALYZE a
+`Limit -> Index Scan` whose *actual rows* on the inner node is offset + size.
+
+**Offset vs cursor (seed 11).** OFFSET is simple and allows jumping to page N,
+but its cost is linear in N and pages shift when rows are inserted (duplicates
+and gaps). A cursor (keyset/seek) remembers the last key seen and asks for
+`id > :after ORDER BY id LIMIT :size`: constant cost with an index, stable
+under inserts, no page numbers. **Why cursor is faster:** the index seeks
+straight to the key instead of counting past every earlier row.
+
+**Design.** Return `next_cursor` (opaque, signed so clients cannot craft
+positions) and total counts only if cheap (estimates from `pg_class` for a
+million rows); sort keys must be unique (add the id as a tie-breaker).
+""",
+)

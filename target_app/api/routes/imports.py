@@ -1,0 +1,30 @@
+"""Bulk imports (the row-by-row-insert seam)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, HTTPException, status
+
+from faults.row_by_row_insert import CommitPerRow, RowError
+from target_app.api.deps import DbSession, FaultsDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/imports", tags=["imports"])
+
+
+@router.post("/products", status_code=status.HTTP_201_CREATED)
+def import_products(
+    session: DbSession,
+    faults: FaultsDep,
+    rows: list[dict[str, Any]] = Body(..., max_length=100_000),  # noqa: B008
+) -> dict[str, Any]:
+    """Insert a batch of products; the answer lists the rows that were rejected and why."""
+    loader: CommitPerRow = faults.pick("row-by-row-insert")
+    try:
+        return loader.load(session, rows)
+    except RowError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"import stopped: {exc}"
+        ) from None
