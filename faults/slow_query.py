@@ -27,7 +27,7 @@ class LookupParams(BaseModel):
 
 
 class NameLookup:
-    revision = "head"
+    revision: str  # the schema revision the variant stands for
 
     def __init__(self, params: LookupParams) -> None:
         pass
@@ -63,13 +63,12 @@ def prepare(variant: Variant, database_url: str) -> None:
 
     from target_app.migrate import alembic_config
 
-    target = (WithoutIndex if variant == "faulty" else WithIndex).revision
     config = alembic_config(database_url)
-    current_head = "0002"
-    if target == current_head:
-        command.upgrade(config, target)
+    # Both are no-ops when the database is already at that revision.
+    if variant == "faulty":
+        command.downgrade(config, WithoutIndex.revision)
     else:
-        command.downgrade(config, target)
+        command.upgrade(config, WithIndex.revision)
 
 
 SCENARIO = Scenario(

@@ -200,12 +200,7 @@ def _rss_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
 
 
 def _delta(ev: Evidence, name: str, exclude_route: str | None = None) -> float | None:
-    if not name.endswith("_total") and not name.endswith(("_sum", "_count")):
-        # A gauge-like cumulative sample (CPU seconds of a process tree).
-        counter = counter_total(ev, name, exclude_route)
-        if counter is None or len(counter) < 2:
-            return None
-        return _num(float(counter["value"].iloc[-1] - counter["value"].iloc[0]))
+    """How much a cumulative metric (a counter, a histogram's _sum/_count) grew under load."""
     return _num(counter_increase(ev, name, exclude_route))
 
 
