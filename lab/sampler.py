@@ -29,11 +29,27 @@ def _labels(labels: dict[str, str]) -> str:
     return "|".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def _tree_usage(pid: int | None) -> tuple[float, float, int] | None:
-    """(rss bytes, cpu seconds, processes) of a process tree."""
+def _high_water_mark(pid: int) -> float:
+    """The kernel's peak RSS of one process (VmHWM), in bytes; 0 when unreadable.
+
+    A 1 s sample can miss a spike that lasts half a second (a buffered upload,
+    a big response); the high-water mark cannot.
+    """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _tree_usage(pid: int | None) -> tuple[float, float, int, float] | None:
+    """(rss bytes, cpu seconds, processes, largest peak rss of one process) of a tree."""
     if pid is None:
         return None
-    rss = cpu = 0.0
+    rss = cpu = hwm = 0.0
     procs = tree_of(pid)
     for proc in procs:
         try:
@@ -43,7 +59,8 @@ def _tree_usage(pid: int | None) -> tuple[float, float, int] | None:
                 cpu += times.user + times.system
         except psutil.Error:
             continue
-    return (rss, cpu, len(procs)) if procs else None
+        hwm = max(hwm, _high_water_mark(proc.pid))
+    return (rss, cpu, len(procs), hwm) if procs else None
 
 
 class Sampler(threading.Thread):
@@ -95,11 +112,12 @@ class Sampler(threading.Thread):
             usage = _tree_usage(pid)
             if usage is None:
                 continue
-            rss, cpu, count = usage
+            rss, cpu, count, hwm = usage
             rows.append((f"{prefix}_rss_bytes", "", rss))
             rows.append((f"{prefix}_cpu_seconds_total", "", cpu))
             if prefix == "lab_app":
                 rows.append(("lab_app_processes", "", float(count)))
+                rows.append(("lab_app_rss_hwm_bytes", "", hwm))
         for name, labels, value in rows:
             writer.writerow([f"{ts:.3f}", t, name, labels, repr(value)])
         self.latest = {f"{n}{{{lab}}}" if lab else n: v for n, lab, v in rows}

@@ -49,11 +49,14 @@ SUMMARY_FIELDS = [
     "rss_peak_mb",
     "rss_slope_mb_per_10k_requests",
     "rss_growth_mb",
+    "peak_rss_mb",
+    "peak_rss_growth_mb",
     "event_loop_lag_p99_ms",
     "server_p95_ms",
     "app_cpu_seconds",
     "locust_cpu_seconds",
     "app_cpu_ms_per_request",
+    "app_cpu_cores",
     "db_time_share",
     "db_queries_per_request",
     "upstream_calls_per_request",
@@ -186,6 +189,13 @@ def _rss_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     out["rss_peak_mb"] = _num(float(mb.max()))
     # How far above its starting point the app went: a spike, where the slope is a trend.
     out["rss_growth_mb"] = _num(float(mb.max() - mb.iloc[0]))
+    # The kernel's high-water mark of the largest app process: catches spikes
+    # shorter than the sampling interval (a buffered upload, a big response).
+    hwm = counter_total(ev, "lab_app_rss_hwm_bytes")
+    if hwm is not None and float(hwm["value"].max()) > 0:
+        peak = hwm["value"] / MB
+        out["peak_rss_mb"] = _num(float(peak.max()))
+        out["peak_rss_growth_mb"] = _num(float(peak.max() - peak.iloc[0]))
     fit = rss_fit(ev)
     if fit is None or fit.source is None:
         notes.append("no request counts (http_requests_total or Locust history): RSS slope unknown")
@@ -223,6 +233,8 @@ def _app_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
         notes.append("lab_locust_cpu_seconds_total: fewer than 2 samples in the load window")
     cpu = out["app_cpu_seconds"]
     out["app_cpu_ms_per_request"] = _div(None if cpu is None else cpu * 1000, out["requests"])
+    # Cores the app kept busy on average: one process of Python cannot go past 1.
+    out["app_cpu_cores"] = _div(cpu, out.get("duration_s"))
     _diagnosis_numbers(ev, out)
 
 

@@ -87,7 +87,9 @@ def app_process(tmp_path: Path, seeded_db: str) -> Iterator[RunningApp]:
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES_SEED_ROWS = 1_000_000  # products `lab up` seeds (the lab's own default)
-OFFSET = "3000"  # test_services.py uses 1000 and 2000 for its own labs
+# test_services.py uses 1000 and 2000 for its own labs; LAB_TEST_PORT_OFFSET lets
+# two test sessions (two developers, or two helpers) share one machine.
+OFFSET = os.environ.get("LAB_TEST_PORT_OFFSET", "3000")
 
 
 class LabServices:
