@@ -1,5 +1,5 @@
 # The lab's front door. `make fault=memory-leak load` is the main job.
-# Variables: fault=SLUG fixed=1 duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike
+# Variables: fault=SLUG fixed=1 duration=30s users=50 workers=2 profile=none|py-spy|memray shape=constant|step|spike
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -9,16 +9,17 @@ STAMP    := $(VENV)/.installed
 
 fault    ?=
 fixed    ?=
-duration ?= 30s
-users    ?= 50
-workers  ?= 1
+# Empty: the scenario's own (its default load; a deployment scenario's workers).
+duration ?=
+users    ?=
+workers  ?=
 profile  ?= none
 shape    ?= constant
 workload ?=
 out      ?= runs
 
-RUN_FLAGS = --duration $(duration) --users $(users) --workers $(workers) \
-            --profile $(profile) --shape $(shape) --out $(out) \
+RUN_FLAGS = $(if $(duration),--duration $(duration)) $(if $(users),--users $(users)) \
+            $(if $(workers),--workers $(workers)) --profile $(profile) --shape $(shape) --out $(out) \
             $(if $(workload),--workload $(workload))
 
 .DEFAULT_GOAL := help
@@ -31,7 +32,7 @@ help:
 	@echo "make fault=memory-leak serve           the app alone with the fault on (port 8000)"
 	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream"
 	@echo "make scenarios | handbook | test | lint | bench | clean"
-	@echo "variables: duration=30s users=50 workers=1 profile=none|py-spy|memray shape=constant|step|spike workload=mixed|..."
+	@echo "variables (unset: the scenario's own): duration=30s users=50 workers=2 profile=none|py-spy|memray shape=constant|step|spike workload=mixed|..."
 
 # The venv is made, and the project installed into it, the first time it is needed.
 $(STAMP): pyproject.toml
@@ -54,7 +55,7 @@ compare: $(STAMP) require-fault
 	@$(LAB) prove $(fault) $(RUN_FLAGS)
 
 serve: $(STAMP)
-	@$(LAB) serve $(fault) $(if $(fixed),--fixed) --workers $(workers)
+	@$(LAB) serve $(fault) $(if $(fixed),--fixed) $(if $(workers),--workers $(workers))
 
 handbook: $(STAMP)
 	@$(LAB) handbook --out docs/scenarios

@@ -4,7 +4,7 @@ Use from the app:  `faults.pick("memory-leak")` returns the implementation of
 that seam which is on right now (faulty when toggled on, fixed otherwise).
 """
 
-from faults._contract import NoParams, Scenario, Symptom, SymptomResult, Toxic, Variant
+from faults._contract import Deployment, NoParams, Scenario, Symptom, SymptomResult, Toxic, Variant
 from faults._registry import (
     FaultRuntime,
     InvalidParams,
@@ -18,6 +18,7 @@ from faults._registry import (
 from faults._toggles import ToggleStore
 
 __all__ = [
+    "Deployment",
     "FaultRuntime",
     "InvalidParams",
     "NoParams",

@@ -8,16 +8,17 @@ it by walking the package; nothing else has to be edited to add one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["NoParams", "Scenario", "Symptom", "SymptomResult", "Toxic", "Variant"]
+__all__ = ["Deployment", "NoParams", "Scenario", "Symptom", "SymptomResult", "Toxic", "Variant"]
 
 Variant = Literal["faulty", "fixed"]
-Kind = Literal["fault", "network", "pattern"]
+Kind = Literal["fault", "network", "pattern", "deployment"]
 
 
 class NoParams(BaseModel):
@@ -126,6 +127,18 @@ class Toxic:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """How the app is started. A deployment scenario's variants are these, not code:
+    the same app, run differently (worker count today; a release switch later)."""
+
+    workers: int  # 0: one worker per CPU core
+
+    @property
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
 class Scenario:
     """One incident of the catalogue.
 
@@ -146,7 +159,8 @@ class Scenario:
     params: type[BaseModel] = NoParams
     requires: tuple[str, ...] = ()
     workload: str = "shop"  # a module of loadtests/workloads
-    # The load that makes the symptom visible in a short run on 2 cores.
+    # The load that makes the symptom visible in a short run on 2 cores:
+    # {"users": int, "duration": "30s"}; the command line overrides it.
     default_load: Mapping[str, Any] = field(default_factory=dict)
     diagnosis: str = ""  # markdown: signal, tool, exact command, follow-up answers
     # Which profile tells this story: "memory" runs memray with its leaks view.
@@ -160,6 +174,15 @@ class Scenario:
     def build(self, variant: Variant, params: BaseModel) -> Any:
         factory = self.faulty if variant == "faulty" else self.fixed
         return factory(params)
+
+    def deployment(self, variant: Variant, params: BaseModel) -> Deployment | None:
+        """The variant's deployment, for a scenario of kind "deployment"; else None."""
+        if self.kind != "deployment":
+            return None
+        built = self.build(variant, params)
+        if not isinstance(built, Deployment):
+            raise TypeError(f"{self.slug}: a deployment scenario's variants return Deployment")
+        return built
 
     def describe(self) -> dict[str, Any]:
         """The machine-readable card used by `lab scenarios --json` and the admin API."""

@@ -29,15 +29,25 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-Duration = Annotated[str, typer.Option("--duration", "-d", help="load duration: 30s, 2m, 90")]
-Users = Annotated[int, typer.Option("--users", "-u", help="concurrent Locust users")]
+Duration = Annotated[
+    str | None,
+    typer.Option("--duration", "-d", help="load duration: 30s, 2m, 90 [default: the scenario's]"),
+]
+Users = Annotated[
+    int | None,
+    typer.Option("--users", "-u", help="concurrent Locust users [default: the scenario's]"),
+]
 SpawnRate = Annotated[
     float | None, typer.Option("--spawn-rate", "-r", help="users started per second")
 ]
 Shape = Annotated[str, typer.Option(help="load shape: constant, step or spike")]
 Workers = Annotated[
-    int, typer.Option("--workers", "-w", help="app workers (>1: gunicorn + uvicorn workers)")
-]
+    int | None,
+    typer.Option(
+        "--workers", "-w",
+        help="app workers (>1: gunicorn + uvicorn workers) [default: 1, or the deployment's]",
+    ),
+]  # fmt: skip
 Profile = Annotated[str, typer.Option("--profile", "-p", help="none, py-spy or memray")]
 Out = Annotated[Path, typer.Option("--out", help="where run dirs go")]
 Params = Annotated[
@@ -64,16 +74,19 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-def _duration(text: str) -> float:
+def _duration(text: str | None) -> float | None:
+    if text is None:
+        return None
     try:
         return parse_duration(text)
     except ValueError as exc:
         raise LabError(f"--duration: {exc}") from None
 
 
-def _options(slug: str, fixed: bool, duration: str, users: int, spawn_rate: float | None,
-             shape: str, workers: int, profile: str, out: Path, param: list[str] | None,
-             rows: int, workload: str | None = None) -> Any:  # fmt: skip
+def _options(slug: str, fixed: bool, duration: str | None, users: int | None,
+             spawn_rate: float | None, shape: str, workers: int | None, profile: str,
+             out: Path, param: list[str] | None, rows: int,
+             workload: str | None = None) -> Any:  # fmt: skip
     from lab.runner import RunOptions
 
     return RunOptions(
@@ -119,11 +132,11 @@ def scenarios_cmd(
 def run_cmd(
     slug: Annotated[str, typer.Argument(help="scenario slug, see `lab scenarios`")],
     fixed: Annotated[bool, typer.Option("--fixed", help="the fixed variant")] = False,
-    duration: Duration = "30s",
-    users: Users = 50,
+    duration: Duration = None,
+    users: Users = None,
     spawn_rate: SpawnRate = None,
     shape: Shape = "constant",
-    workers: Workers = 1,
+    workers: Workers = None,
     profile: Profile = "none",
     out: Out = Path("runs"),
     param: Params = None,
@@ -141,11 +154,11 @@ def run_cmd(
 @app.command("prove")
 def prove_cmd(
     slug: Annotated[str, typer.Argument(help="scenario slug")],
-    duration: Duration = "30s",
-    users: Users = 50,
+    duration: Duration = None,
+    users: Users = None,
     spawn_rate: SpawnRate = None,
     shape: Shape = "constant",
-    workers: Workers = 1,
+    workers: Workers = None,
     profile: Profile = "none",
     out: Out = Path("runs"),
     param: Params = None,
@@ -203,7 +216,7 @@ def report_cmd(run_dir: Annotated[Path, typer.Argument(help="a run dir")]) -> No
 def serve_cmd(
     slug: Annotated[str | None, typer.Argument(help="scenario to switch on")] = None,
     fixed: Annotated[bool, typer.Option("--fixed")] = False,
-    workers: Workers = 1,
+    workers: Workers = None,
     port: Annotated[int, typer.Option("--port")] = 8000,
     param: Params = None,
     rows: Rows = 10_000,
@@ -256,15 +269,22 @@ def seed_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    duration: Duration = "10s",
-    users: Users = 32,
-    rounds: Annotated[int, typer.Option(help="A/B alternations")] = 3,
+    part: Annotated[
+        list[str] | None,
+        typer.Option("--part", help="catalogue, capacity or overhead (repeatable; default: all)"),
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="catalogue: just this scenario (repeatable)")
+    ] = None,
+    duration: Duration = None,
+    users: Annotated[int, typer.Option("--users", help="overhead: Locust users")] = 32,
+    rounds: Annotated[int, typer.Option(help="overhead: A/B alternations")] = 3,
     out: Out = Path("runs/bench"),
 ) -> None:
-    """Instrumentation overhead and load-driver headroom, measured side by side."""
+    """Faulty/fixed ratio of every scenario, capacity and overhead, measured side by side."""
     from lab.commands import bench
 
-    print(bench.run(_duration(duration), users, rounds, out, err))
+    print(bench.run(part or bench.PARTS, only, _duration(duration), users, rounds, out, err))
 
 
 @app.command("up")

@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-__all__ = ["lab_home", "new_run_dir", "parse_duration"]
+__all__ = ["database_url_for", "lab_home", "new_run_dir", "parse_duration"]
 
 
 def lab_home() -> Path:
@@ -40,3 +40,8 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got '{text}'")
     return seconds
+
+
+def database_url_for(rows: int) -> str:
+    """$DATABASE_URL, or the lab's SQLite shop of that many products."""
+    return os.environ.get("DATABASE_URL") or f"sqlite:///{lab_home()}/data/shop-{rows}.sqlite"

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -38,14 +38,14 @@ from lab.app_server import AppConfig, AppServer
 from lab.chaos import apply_toxics, clear_toxics
 from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun, latest_stats
-from lab.paths import lab_home, new_run_dir
+from lab.paths import database_url_for, lab_home, new_run_dir, parse_duration
 from lab.processes import free_port
 from lab.profilers import PROFILERS, make_profiler
 from lab.sampler import Sampler
 from loadtests import SHAPE_NAMES
 from loadtests.workloads import available as available_workloads
 
-__all__ = ["RunOptions", "RunResult", "run"]
+__all__ = ["RunOptions", "RunResult", "available_services", "resolve", "run"]
 
 log = logging.getLogger("lab.runner")
 
@@ -54,11 +54,12 @@ log = logging.getLogger("lab.runner")
 class RunOptions:
     slug: str
     fixed: bool = False
-    duration_s: float = 30.0
-    users: int = 50
+    # None: the scenario's own (its default_load; a deployment scenario's workers).
+    duration_s: float | None = None
+    users: int | None = None
     spawn_rate: float | None = None
     shape: str = "constant"
-    workers: int = 1
+    workers: int | None = None
     profile: str = "none"
     out: Path = Path("runs")
     params: dict[str, Any] = field(default_factory=dict)
@@ -78,7 +79,26 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str]]:
+DEFAULT_USERS = 50
+DEFAULT_DURATION = "30s"
+
+
+def resolve(options: RunOptions, scenario: faults.Scenario, params: BaseModel) -> RunOptions:
+    """Fill what the command line left open from the scenario: its default load,
+    and for a deployment scenario the variant's worker count."""
+    load = scenario.default_load
+    workers = options.workers
+    if workers is None:
+        deployment = scenario.deployment(options.variant, params)
+        workers = deployment.resolved_workers if deployment else 1
+    duration = options.duration_s
+    if duration is None:
+        duration = parse_duration(str(load.get("duration", DEFAULT_DURATION)))
+    users = options.users if options.users is not None else int(load.get("users", DEFAULT_USERS))
+    return replace(options, users=users, duration_s=duration, workers=workers)
+
+
+def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str], RunOptions]:
     try:
         scenario = faults.get(options.slug)
     except faults.UnknownScenario as exc:
@@ -87,6 +107,9 @@ def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str]
         params = faults.validate_params(scenario, options.params)
     except faults.InvalidParams as exc:
         raise LabError(str(exc)) from None
+    options = resolve(options, scenario, params)
+    assert options.duration_s is not None and options.users is not None
+    assert options.workers is not None
     checks = [
         (options.duration_s > 0, f"--duration must be positive, got {options.duration_s}"),
         (options.users >= 1, f"--users must be at least 1, got {options.users}"),
@@ -109,7 +132,7 @@ def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str]
     for ok, message in checks:
         if not ok:
             raise LabError(message)
-    services = _available_services()
+    services = available_services()
     missing = [need for need in scenario.requires if need not in services]
     if missing:
         raise LabError(
@@ -117,10 +140,10 @@ def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str]
             f"{'is' if len(missing) == 1 else 'are'} not running; start the lab's services "
             f"with `make up` (or `lab up --only {' --only '.join(missing)}`)"
         )
-    return scenario, params, services
+    return scenario, params, services, options
 
 
-def _available_services() -> set[str]:
+def available_services() -> set[str]:
     """The lab's services that answer their health check right now (`lab up` starts them)."""
     from lab.services import all_services
 
@@ -247,7 +270,7 @@ def _uninterruptible() -> Iterator[None]:
 def _prepare_database(rows: int, console: Console) -> str:
     from target_app.seed import seed
 
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{lab_home()}/data/shop-{rows}.sqlite"
+    url = database_url_for(rows)
     with Progress(
         TextColumn("seeding {task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}"),
         console=console, transient=True,
@@ -320,7 +343,9 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
     from reports import build_report
 
     console = console or Console(stderr=True)
-    scenario, params, services = _validate(options)
+    scenario, params, services, options = _validate(options)
+    assert options.duration_s is not None and options.users is not None
+    assert options.workers is not None
     run_dir = new_run_dir(options.out, scenario.slug, options.variant)
     state_dir = lab_home() / "state"
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def _high_water_mark(pid: int) -> float:
     a big response); the high-water mark cannot.
     """
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        with Path(f"/proc/{pid}/status").open(encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return float(line.split()[1]) * 1024

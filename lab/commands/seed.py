@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from lab.paths import lab_home
+from lab.paths import database_url_for
 
 __all__ = ["run"]
 
@@ -17,11 +15,7 @@ def run(
 ) -> dict[str, int]:
     from target_app.seed import seed
 
-    url = (
-        database_url
-        or os.environ.get("DATABASE_URL")
-        or (f"sqlite:///{lab_home()}/data/shop-{rows}.sqlite")
-    )
+    url = database_url or database_url_for(rows)
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                   console=console or Console(stderr=True)) as progress:  # fmt: skip

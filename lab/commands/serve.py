@@ -13,7 +13,7 @@ from rich.console import Console
 import faults
 from lab.app_server import AppConfig, app_command
 from lab.errors import LabError
-from lab.paths import lab_home
+from lab.paths import database_url_for, lab_home
 
 __all__ = ["run"]
 
@@ -21,7 +21,7 @@ __all__ = ["run"]
 def run(
     slug: str | None,
     fixed: bool = False,
-    workers: int = 1,
+    workers: int | None = None,
     port: int = 8000,
     params: dict[str, object] | None = None,
     seed_rows: int = 10_000,
@@ -40,14 +40,17 @@ def run(
             raise LabError(str(exc)) from None
         if not fixed:
             store.enable(slug, valid.model_dump(mode="json"))
+        if workers is None:
+            deployment = scenario.deployment("fixed" if fixed else "faulty", valid)
+            workers = deployment.resolved_workers if deployment else None
+    workers = workers or 1
     seed(seed_rows, console=console)
     token = os.environ.get("LAB_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     config = AppConfig(port=port, workers=workers)
     multiproc = lab_home() / "prometheus" / f"serve-{port}"
     env = {
         **os.environ,
-        "DATABASE_URL": os.environ.get("DATABASE_URL")
-        or f"sqlite:///{lab_home()}/data/shop-{seed_rows}.sqlite",
+        "DATABASE_URL": database_url_for(seed_rows),
         "LAB_STATE_FILE": str(store.path),
         "LAB_ADMIN_ENABLED": "true",
         "LAB_ADMIN_TOKEN": token,

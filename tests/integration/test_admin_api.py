@@ -43,6 +43,17 @@ def test_unknown_slug_lists_the_valid_ones(app_process: RunningApp) -> None:
     _still_serving(app_process)
 
 
+def test_a_deployment_scenario_is_not_a_toggle(app_process: RunningApp) -> None:
+    response = httpx.put(f"{app_process.url}/_lab/faults/single-worker", headers=app_process.auth)
+    assert response.status_code == 409
+    assert "lab run single-worker --fixed" in response.json()["detail"]["message"]
+    assert (
+        not app_process.state_file.exists()
+        or "single-worker" not in app_process.state_file.read_text()
+    )
+    _still_serving(app_process)
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [({"related": 999}, "related"), ({"ttl_seconds": -1}, "ttl_seconds"), ({"bogus": 1}, "bogus")],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import faults
@@ -19,12 +21,31 @@ def test_discovers_memory_leak_without_a_list() -> None:
 def test_every_scenario_keeps_the_contract() -> None:
     for scenario in faults.all_scenarios():
         assert scenario.seeds and all(1 <= n <= 50 for n in scenario.seeds), scenario.slug
-        assert scenario.kind in {"fault", "network", "pattern"}
+        assert scenario.kind in {"fault", "network", "pattern", "deployment"}
         assert scenario.diagnosis.strip(), f"{scenario.slug} has no diagnosis notes"
         assert scenario.symptom.op in {">", ">=", "<", "<="}
         defaults = scenario.params()
         assert scenario.build("faulty", defaults) is not None
         assert scenario.build("fixed", defaults) is not None
+        if scenario.kind == "deployment":
+            assert scenario.deployment("faulty", defaults) is not None
+
+
+def test_run_options_left_open_come_from_the_scenario() -> None:
+    from lab.runner import RunOptions, resolve
+
+    leak = faults.get("memory-leak")
+    options = resolve(RunOptions("memory-leak"), leak, leak.params())
+    assert (options.users, options.duration_s, options.workers) == (50, 30.0, 1)
+    chosen = resolve(
+        RunOptions("memory-leak", users=3, duration_s=5, workers=2), leak, leak.params()
+    )
+    assert (chosen.users, chosen.duration_s, chosen.workers) == (3, 5, 2)
+    single = faults.get("single-worker")
+    faulty = resolve(RunOptions("single-worker"), single, single.params())
+    fixed = resolve(RunOptions("single-worker", fixed=True), single, single.params())
+    assert faulty.workers == 1
+    assert fixed.workers == (os.cpu_count() or 1)
 
 
 def test_unknown_slug_names_the_valid_ones() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from faults.heavy_json import BufferedValidatedJson
 from target_app.api.deps import FaultsDep
@@ -13,6 +13,6 @@ router = APIRouter(prefix="/export", tags=["exports"])
 
 
 @router.get("/orders", response_model=None)
-def export_orders(faults: FaultsDep) -> Response:
+def export_orders(request: Request, faults: FaultsDep) -> Response:
     renderer: BufferedValidatedJson = faults.pick("heavy-json")
-    return renderer.render()
+    return renderer.render(request.headers.get("accept-encoding", ""))

@@ -1,0 +1,7 @@
+"""`make bench`: numbers measured side by side in one run, reported as ratios.
+
+One module per part: `catalogue` (every scenario, faulty then fixed, its main
+metric's ratio), `capacity` (the shop mix on one worker vs a worker per core,
+driven by wrk) and `overhead` (what the lab's instrumentation costs). The
+command in lab/commands/bench.py runs them and writes runs/bench/<time>/.
+"""

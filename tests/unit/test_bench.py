@@ -1,0 +1,67 @@
+"""The benchmark's readers and ratios (the runs themselves are `make bench`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.bench.capacity import parse_wrk
+from lab.bench.catalogue import CatalogueRow, check_targets, markdown
+
+WRK_OUTPUT = """\
+Running 8s test @ http://127.0.0.1:41995
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    78.52ms   40.11ms 412.02ms   71.22%
+  Latency Distribution
+     50%   67.40ms
+     75%   90.01ms
+     90%  130.22ms
+     99%  302.50ms
+  6543 requests in 8.02s, 3.21MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 4
+Requests/sec:    815.12
+Transfer/sec:    409.00KB
+"""
+
+
+def test_wrk_output_is_read_with_its_units() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert result["rps"] == pytest.approx(815.12)
+    assert result["p50_ms"] == pytest.approx(67.4)
+    assert result["p99_ms"] == pytest.approx(302.5)
+    assert result["errors"] == 7
+    assert result["requests"] == 6543
+    micro = parse_wrk(WRK_OUTPUT.replace("302.50ms", "950.00us"))
+    assert micro["p99_ms"] == pytest.approx(0.95)
+
+
+def test_gain_reads_the_same_way_whichever_direction_is_sick() -> None:
+    # A symptom with ">" (bigger is sicker): faulty / fixed.
+    assert CatalogueRow("a", "p95_ms", ">", faulty=900, fixed=90).ratio == pytest.approx(10)
+    # With "<" (smaller is sicker, e.g. cores used, rows per second): fixed / faulty.
+    assert CatalogueRow("b", "app_cpu_cores", "<", faulty=1.0, fixed=1.6).ratio == pytest.approx(
+        1.6
+    )
+    assert CatalogueRow("c", "error_rate", ">", faulty=0.3, fixed=0).ratio is None
+
+
+def test_targets_are_judged_and_unmeasured_ones_said_so() -> None:
+    rows = [
+        CatalogueRow("offset-pagination", "p50_ms", ">", faulty=30.0, fixed=1.1),
+        CatalogueRow(
+            "heavy-json",
+            "rss_growth_mb",
+            ">",
+            faulty=540,
+            fixed=11,
+            faulty_p95_ms=5200,
+            fixed_p95_ms=2000,
+        ),
+        CatalogueRow("row-by-row-insert", "work_items_per_second", "<", skipped="needs postgres"),
+    ]
+    met = {c["scenario"]: c["met"] for c in check_targets(rows)}
+    assert met == {"offset-pagination": True, "heavy-json": False, "row-by-row-insert": None}
+    table = "\n".join(markdown(rows, check_targets(rows)))
+    assert "skipped: needs postgres" in table
+    assert "| offset-pagination | `p50_ms` | 30 | 1.1 | x27.3 |" in table
