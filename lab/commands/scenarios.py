@@ -40,6 +40,8 @@ def page_markdown(slug: str) -> str:
         or "- none"
     )
     needs = ", ".join(s.requires) or "nothing"
+    # A deployment's variants are how the app starts: nothing to switch at run time.
+    toggle = "" if s.kind == "deployment" else f", or `PUT /_lab/faults/{s.slug}`"
     return f"""# {s.slug}: {s.title}
 
 Seed questions: {", ".join(map(str, s.seeds))} - kind: {s.kind} - needs: {needs}
@@ -56,7 +58,7 @@ make fault={s.slug} compare         # both, and a before/after report
 
 Symptom: `{sym.metric} {sym.op} {sym.threshold:g}` - {sym.description}.
 
-Parameters (`lab run {s.slug} --param name=value`, or `PUT /_lab/faults/{s.slug}`):
+Parameters (`lab run {s.slug} --param name=value`{toggle}):
 {params}
 
 ## The fix, as a diff of the two variants
