@@ -29,6 +29,7 @@ from target_app.api.routes import (
     quotes,
     recommendations,
     reports,
+    uploads,
     users,
 )
 from target_app.clients.upstream import UpstreamClient
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(exports.router)
     app.include_router(imports.router)
+    app.include_router(uploads.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

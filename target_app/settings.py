@@ -6,6 +6,7 @@ an admin API without a real token, or a fault switched on in production.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
 
     # Signs pagination cursors so clients cannot forge positions.
     cursor_secret: SecretStr = SecretStr(_DEV_CURSOR_SECRET)
+
+    # Uploads (routes/uploads.py): where files land, and the largest one accepted.
+    upload_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("LAB_HOME", ".lab")) / "uploads"
+    )
+    upload_max_bytes: int = Field(2**30, ge=1)
 
     # Off only for the benchmark's baseline: no metrics, no timing, no seams.
     lab_instrumentation: bool = True

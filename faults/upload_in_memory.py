@@ -1,0 +1,352 @@
+"""upload-in-memory (seeds 5, 28): a 500 MB upload read into memory before it is written.
+
+Seam: how `PUT /uploads/{name}` and `PATCH /uploads/{name}` take a request body,
+`faults.pick("upload-in-memory")`. Where files live and the bookkeeping of a
+resumable upload (`UploadStore`) are the same in both variants; what differs is
+whether the body passes through memory whole, and so when the size cap can act
+and what an interrupted upload leaves behind.
+
+The resumable protocol follows the core of tus (https://tus.io/protocols/resumable-upload):
+`POST /uploads` with `Upload-Length` creates an upload, `HEAD` answers its
+`Upload-Offset` (the bytes on disk), `PATCH` with `Upload-Offset` appends from
+there, 409 when the offset is not the server's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from anyio import CancelScope, to_thread
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import ClientDisconnect, Request
+
+from faults._contract import Scenario, Symptom
+
+__all__ = [
+    "NAME_PATTERN",
+    "SCENARIO",
+    "BufferedUpload",
+    "StreamedUpload",
+    "UploadError",
+    "UploadParams",
+    "UploadStore",
+]
+
+# A file name, never a path: no slash, no leading dot (the store's own files start with one).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_NAME = re.compile(NAME_PATTERN)
+
+
+class UploadParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    write_kb: int = Field(
+        1024, ge=4, le=65_536, description="fixed: KiB of the body gathered before each disk write"
+    )
+
+
+class UploadError(Exception):
+    """A refusal with its HTTP status: 404 unknown upload, 409 conflict, 413 too large."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _too_large(limit: int) -> UploadError:
+    return UploadError(413, f"the upload is larger than the {limit:,} bytes allowed")
+
+
+class _Sink:
+    """Where received bytes go: a file, its running sha256 and size."""
+
+    def __init__(self, file: BinaryIO, size: int = 0) -> None:
+        self.file = file
+        self.size = size
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes | bytearray) -> None:  # in a worker thread: disk I/O
+        self.file.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+
+class UploadStore:
+    """Finished uploads in `root/<name>`; resumable ones in progress under `root/.partial/`.
+
+    All state is on disk (sizes, an exclusive lock per upload being appended
+    to), so that every worker of the app sees the same offsets.
+    """
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.partial_dir = root / ".partial"
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
+
+    def _check(self, name: str) -> str:
+        if not _NAME.match(name):
+            raise UploadError(404, f"no upload named {name!r}")
+        return name
+
+    def path(self, name: str) -> Path:
+        return self.root / self._check(name)
+
+    def _partial(self, name: str) -> Path:
+        return self.partial_dir / self._check(name)
+
+    def _length_file(self, name: str) -> Path:
+        return self.partial_dir / f"{self._check(name)}~length"  # "~" is never in a name
+
+    @contextlib.asynccontextmanager
+    async def replacing(self, name: str) -> AsyncIterator[_Sink]:
+        """A temporary file that becomes `name` atomically, or disappears on any error.
+
+        Both free a file's blocks (the one replaced, or the temporary one): 0.2 s
+        for 500 MB, so they run in a worker thread, off the event loop."""
+        final = self.path(name)
+        temp = self.partial_dir / f"{name}~{secrets.token_hex(6)}"
+        try:
+            with temp.open("wb") as file:
+                yield _Sink(file)
+            await to_thread.run_sync(temp.replace, final)
+        finally:
+            with CancelScope(shield=True):
+                await to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
+
+    def create(self, length: int) -> str:
+        """A new resumable upload of `length` bytes; its name, chosen by the server."""
+        if length > self.max_bytes:
+            raise _too_large(self.max_bytes)
+        name = secrets.token_hex(16)
+        self._length_file(name).write_text(str(length))
+        self._partial(name).touch()
+        return name
+
+    def status(self, name: str) -> tuple[int, int]:
+        """(offset, length): bytes on disk and bytes declared. A finished upload is complete."""
+        with contextlib.suppress(FileNotFoundError):
+            length = int(self._length_file(name).read_text())
+            return self._partial(name).stat().st_size, length
+        with contextlib.suppress(FileNotFoundError):
+            size = self.path(name).stat().st_size
+            return size, size
+        raise UploadError(404, f"no upload named {name!r}")
+
+    @contextlib.contextmanager
+    def appending(self, name: str, offset: int) -> Iterator[tuple[_Sink, int]]:
+        """The partial file opened at its end, locked against a concurrent PATCH, and
+        its declared length; 409 unless `offset` is where it ends. Complete: renamed."""
+        partial = self._partial(name)
+        try:
+            length = int(self._length_file(name).read_text())
+            file = partial.open("r+b")
+        except FileNotFoundError:
+            raise UploadError(404, f"no upload in progress named {name!r}") from None
+        with file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UploadError(409, "another PATCH is writing this upload") from None
+            size = file.seek(0, os.SEEK_END)
+            if offset != size:
+                raise UploadError(409, f"Upload-Offset is {offset}, the upload is at {size}")
+            sink = _Sink(file, size)
+            try:
+                yield sink, length
+            except UploadError:
+                file.truncate(offset)  # a refused PATCH leaves nothing of itself
+                raise
+            file.flush()
+            if sink.size == length:
+                partial.replace(self.path(name))
+                self._length_file(name).unlink()
+
+    def delete(self, name: str) -> bool:
+        found = False
+        for path in (self.path(name), self._partial(name), self._length_file(name)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                found = True
+        return found
+
+
+def _declared_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    return int(value) if value and value.isdigit() else None
+
+
+# --- faulty -----------------------------------------------------------------
+
+
+class BufferedUpload:
+    """Read the whole body (`await request.body()`, as `await file.read()` would),
+    then check it and write it: memory holds the upload, twice while it is joined;
+    the cap acts once it is all in; a dropped connection loses every byte received."""
+
+    def __init__(self, params: UploadParams) -> None:
+        del params  # nothing to tune: the body is one block
+
+    async def put(self, request: Request, store: UploadStore, name: str) -> dict[str, Any]:
+        data = await request.body()
+        if len(data) > store.max_bytes:
+            raise _too_large(store.max_bytes)
+        async with store.replacing(name) as sink:
+            await to_thread.run_sync(sink.write, data)
+        return {"name": name, "size": sink.size, "sha256": sink.digest.hexdigest()}
+
+    async def append(self, request: Request, store: UploadStore, name: str, offset: int) -> int:
+        data = await request.body()
+        with store.appending(name, offset) as (sink, length):
+            if offset + len(data) > length:
+                raise _too_large(length)
+            await to_thread.run_sync(sink.write, data)
+        return sink.size
+
+
+# --- fixed ------------------------------------------------------------------
+
+
+class StreamedUpload:
+    """Write the body as it arrives (`async for chunk in request.stream()`), a
+    `write_kb` block at a time: memory holds one block; the cap acts on the
+    Content-Length and on the byte that crosses it; what arrived before a
+    dropped connection stays on disk, to resume from."""
+
+    def __init__(self, params: UploadParams) -> None:
+        self.write_bytes = params.write_kb * 1024
+
+    async def put(self, request: Request, store: UploadStore, name: str) -> dict[str, Any]:
+        declared = _declared_length(request)
+        if declared is not None and declared > store.max_bytes:
+            raise _too_large(store.max_bytes)
+        async with store.replacing(name) as sink:
+            await self._pump(request, sink, store.max_bytes)
+        return {"name": name, "size": sink.size, "sha256": sink.digest.hexdigest()}
+
+    async def append(self, request: Request, store: UploadStore, name: str, offset: int) -> int:
+        with store.appending(name, offset) as (sink, length):
+            await self._pump(request, sink, length)
+        return sink.size
+
+    async def _pump(self, request: Request, sink: _Sink, limit: int) -> None:
+        block = bytearray()
+        try:
+            async for chunk in request.stream():
+                if sink.size + len(block) + len(chunk) > limit:
+                    raise _too_large(limit)
+                block += chunk
+                if len(block) >= self.write_bytes:
+                    await to_thread.run_sync(sink.write, block)
+                    block.clear()
+        except ClientDisconnect:
+            await to_thread.run_sync(sink.write, block)  # keep what arrived: resume from it
+            raise
+        await to_thread.run_sync(sink.write, block)
+
+
+SCENARIO = Scenario(
+    slug="upload-in-memory",
+    title="A 500 MB upload read into memory before it reaches the disk",
+    seeds=(5, 28),
+    kind="fault",
+    summary=(
+        "A client uploads a 500 MB video. Read whole with `await request.body()` (or "
+        "`await file.read()`), it costs the app over 500 MB of RSS per upload, the size cap "
+        "acts only once it is all in, and a dropped connection starts the upload over. "
+        "Streamed to disk a block at a time, RSS stays flat, an oversized upload is refused "
+        "at the byte that crosses the cap, and an interrupted upload resumes from its offset."
+    ),
+    faulty=BufferedUpload,
+    fixed=StreamedUpload,
+    params=UploadParams,
+    workload="uploads",
+    default_load={"users": 1, "duration": "30s"},
+    profile_hint="memory",
+    symptom=Symptom(
+        metric="peak_rss_growth_mb",
+        op=">",
+        # Half the workload's 500 MB upload: a body that went through memory
+        # whole (the faulty variant holds it twice, ~1 GB) is far above; a
+        # streamed one (one 1 MiB block and the server's 64 KiB buffer) far below.
+        threshold=256.0,
+        description="the app's peak RSS rises by more than half the size of the upload",
+    ),
+    diagnosis="""\
+**What you see.** Each upload lifts the app's peak RSS by about twice its size
+(report: `peak_rss_growth_mb`, the kernel's high-water mark, which a 1 s RSS
+sample can miss; the RSS plot shows a spike per upload). Two 500 MB uploads at
+once, or one 2 GB video, and a 1 GB container is OOM-killed. The size cap
+answers 413 only after the whole body has been received and held; a client
+whose connection drops at 90% starts again from zero.
+
+**Find it.** `make fault=upload-in-memory load` (one user PUTs a 500 MB body,
+`LAB_UPLOAD_MB=2000` for the 2 GB video) then
+`make fault=upload-in-memory fixed=1 load`. For the allocation site:
+`lab run upload-in-memory --profile memray`; the report's table is the leaks
+view, empty here (the body is freed after each request), so ask for the peak:
+`.venv/bin/python -m memray summary -s 3 RUN/profile/memray.bin` (or
+`memray flamegraph` without `--leaks`) names `body` in starlette/requests.py,
+1.05 GB at the high-water mark: half the chunks uvicorn's `receive` handed
+over, half `b"".join(chunks)`. The event loop stalls while that 500 MB join
+runs (`event_loop_lag_p99_ms`). In code review, look for
+`await request.body()`, `await file.read()` with no size, `bytes = File()` and
+`bytes = Body()` on an upload route.
+
+**Why streaming.** `async for chunk in request.stream()` hands the body over
+as it arrives (uvicorn buffers 64 KiB and stops reading the socket beyond
+that, so a slow disk slows the client instead of filling memory). Write each
+block to a temporary file in the upload directory (`anyio.to_thread` for the
+disk), hash as you go, and rename it into place at the end (atomic, so no
+reader sees half a file). Memory is one block whatever the size of the
+upload. The cap is enforced twice: up front on `Content-Length` (413 before
+reading a byte; with `Expect: 100-continue`, as curl sends, the client does
+not even send the body), and on the byte that crosses it while streaming,
+since a chunked body has no length. The proxy's limit (nginx
+`client_max_body_size`) is the first line; uvicorn has no body size limit.
+
+**Interrupted uploads: resume, don't restart** (the tus protocol, core).
+`POST /uploads` with `Upload-Length: N` answers `201 Location: /uploads/ID`.
+The client `PATCH`es the bytes with `Upload-Offset: 0`; when the connection
+drops, the server keeps what it received (the fixed variant writes it before
+the `ClientDisconnect` propagates), `HEAD /uploads/ID` answers
+`Upload-Offset: k`, and the client sends only bytes k..N with
+`Upload-Offset: k`. A wrong offset is a 409, as is a second PATCH while one
+is still writing (an exclusive lock per upload), so a retry can never
+corrupt the file; the client asks `HEAD` again. State is on disk, so any
+worker can take the next PATCH. The faulty variant reads the PATCH body
+whole before writing: an interrupted PATCH leaves offset 0. For very large
+files, S3 multipart or pre-signed uploads take the bytes off the app
+altogether.
+
+**JSON and a file together (seed 28).** `multipart/form-data` with a JSON
+field and a file part: FastAPI's `UploadFile` (python-multipart) spools a file
+part to a temporary file past 1 MB, and Starlette caps non-file fields at
+1 MB, 1,000 fields and 1,000 files (`request.form(max_part_size=...,
+max_fields=..., max_files=...)`); but `await upload.read()` still pulls the
+whole file into memory: copy it with `shutil.copyfileobj` or read it in
+chunks. Parsing multipart also costs CPU per byte; for big files, send the
+metadata as JSON first (or in headers, as tus' `Upload-Metadata`) and the file
+as a raw body, as this lab's routes do. Validate the type from the content:
+the first bytes (magic numbers: `ftyp` at offset 4 for MP4, `\\x1aE\\xdf\\xa3`
+for Matroska/WebM, `%PDF-`, `\\x89PNG`), checked on the first chunk while
+streaming, not the client's `Content-Type` or file name; names are the
+server's to choose (no path from the client).
+
+**Measured here** (2 cores, 1 user, 500 MB chunked PUTs over loopback, 30 s,
+`lab prove upload-in-memory`): peak RSS growth +1,001 MB -> +3.7 MB; time per
+upload p50 2.5 -> 1.5 s (0.35 -> 0.59 uploads/s); event-loop lag p99 363 -> 4.9 ms;
+app CPU per upload 2.0 -> 1.2 s. An interrupted 8 MiB PATCH, cut after 3 MiB:
+fixed resumes from the offset HEAD gives and sends only the rest (5 MiB), the
+assembled file's sha256 matches; faulty is back at offset 0
+(tests/integration/test_uploads.py).
+""",
+)

@@ -1,0 +1,98 @@
+"""File uploads (the upload-in-memory seam): a raw-body PUT, and resumable uploads.
+
+The body is the file (no multipart: parsing it would cost more than the point
+being made). The resumable routes follow the core of the tus protocol:
+`POST` declares `Upload-Length`, `HEAD` answers `Upload-Offset`, `PATCH`
+appends from `Upload-Offset`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response, status
+from starlette.requests import ClientDisconnect
+
+from faults.upload_in_memory import NAME_PATTERN, BufferedUpload, UploadError, UploadStore
+from target_app.api.deps import FaultsDep, SettingsDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/uploads", tags=["uploads"])
+
+Name = Annotated[str, Path(pattern=NAME_PATTERN)]
+# nginx's "client closed request": an answer nobody reads, but the metrics count it.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _store(settings: SettingsDep) -> UploadStore:
+    return UploadStore(settings.upload_dir, settings.upload_max_bytes)
+
+
+StoreDep = Annotated[UploadStore, Depends(_store)]
+
+
+@contextlib.contextmanager
+def _answers() -> Iterator[None]:
+    try:
+        yield
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    except ClientDisconnect:
+        raise HTTPException(CLIENT_CLOSED_REQUEST, "the client closed the connection") from None
+
+
+@router.put("/{name}", status_code=status.HTTP_201_CREATED)
+async def put_upload(
+    name: Name, request: Request, store: StoreDep, faults: FaultsDep
+) -> dict[str, Any]:
+    """The request body is the file, stored as `name` (replaced atomically); its sha256."""
+    receiver: BufferedUpload = faults.pick("upload-in-memory")
+    with _answers():
+        return await receiver.put(request, store, name)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_upload(
+    response: Response, store: StoreDep, upload_length: Annotated[int, Header(ge=0)]
+) -> dict[str, Any]:
+    """A resumable upload of `Upload-Length` bytes: its URL in `Location`."""
+    with _answers():
+        name = store.create(upload_length)
+    response.headers["Location"] = f"/uploads/{name}"
+    return {"name": name, "length": upload_length}
+
+
+@router.head("/{name}")
+def upload_offset(name: Name, store: StoreDep) -> Response:
+    """How many bytes of the upload are on disk: where the next PATCH starts."""
+    with _answers():
+        offset, length = store.status(name)
+    return Response(
+        headers={"Upload-Offset": str(offset), "Upload-Length": str(length),
+                 "Cache-Control": "no-store"},
+    )  # fmt: skip
+
+
+@router.patch("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+async def append_upload(
+    name: Name,
+    request: Request,
+    store: StoreDep,
+    faults: FaultsDep,
+    upload_offset: Annotated[int, Header(ge=0)],
+) -> Response:
+    """The body continues the upload at `Upload-Offset`; the new offset in the answer."""
+    receiver: BufferedUpload = faults.pick("upload-in-memory")
+    with _answers():
+        offset = await receiver.append(request, store, name, upload_offset)
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"Upload-Offset": str(offset)})
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_upload(name: Name, store: StoreDep) -> Response:
+    if not store.delete(name):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload named {name!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
