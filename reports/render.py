@@ -51,7 +51,15 @@ KEY_ROWS: list[tuple[str, str, str]] = [
     ("db_time_share", "share of request time in the DB", ""),
     ("db_queries_per_request", "DB queries per request", ""),
     ("upstream_calls_per_request", "upstream calls per request", ""),
+    ("etl_jobs_completed", "ETL jobs completed", ""),
+    ("etl_rows_extracted", "ETL rows read from the source", "rows"),
+    ("etl_rows_loaded", "ETL rows committed to the target", "rows"),
+    ("etl_duplicate_rows", "rows the ETL jobs' targets hold twice", "rows"),
 ]
+# Rows shown only when the run measured them (a scenario's own numbers).
+_ONLY_WHEN_MEASURED = frozenset(
+    {"etl_jobs_completed", "etl_rows_extracted", "etl_rows_loaded", "etl_duplicate_rows"}
+)
 
 
 def fmt(value: Any, percent: bool = False) -> str:
@@ -111,6 +119,8 @@ def key_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = []
     for key, label, unit in KEY_ROWS:
         value = summary.get(key)
+        if value is None and key in _ONLY_WHEN_MEASURED:
+            continue
         rows.append(
             {"key": key, "label": label, "value": fmt(value, percent=unit == "%"), "unit": unit}
         )

@@ -65,6 +65,10 @@ SUMMARY_FIELDS = [
     "db_pool_checked_out_end",
     "work_items_per_second",
     "work_items_rejected",
+    "etl_jobs_completed",
+    "etl_rows_extracted",
+    "etl_rows_loaded",
+    "etl_duplicate_rows",
     "routes",
     "symptom",
     "notes",
@@ -236,6 +240,21 @@ def _app_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     # Cores the app kept busy on average: one process of Python cannot go past 1.
     out["app_cpu_cores"] = _div(cpu, out.get("duration_s"))
     _diagnosis_numbers(ev, out)
+    _etl_numbers(ev, out)
+
+
+def _etl_numbers(ev: Evidence, out: dict[str, Any]) -> None:
+    """ETL jobs in the load window: jobs finished, rows read and rows committed (by
+    finished and unfinished jobs), rows the finished jobs' targets hold twice.
+    None when no job finished."""
+    completed = counter_increase(ev, "etl_job_attempts_total", label_filter="outcome=completed")
+    if not completed:
+        return
+    out["etl_jobs_completed"] = int(completed)
+    for field, outcome in (("etl_rows_extracted", "extracted"), ("etl_rows_loaded", "loaded")):
+        rows = counter_increase(ev, "etl_rows_total", label_filter=f"outcome={outcome}")
+        out[field] = int(rows or 0)
+    out["etl_duplicate_rows"] = int(counter_increase(ev, "etl_duplicate_rows_total") or 0)
 
 
 def _diagnosis_numbers(ev: Evidence, out: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from target_app import metrics
 from target_app.api.errors import install_error_handlers
 from target_app.api.routes import (
     catalog,
+    etl,
     exports,
     health,
     imports,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(imports.router)
     app.include_router(uploads.router)
+    app.include_router(etl.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

@@ -27,6 +27,9 @@ __all__ = [
     "DB_POOL_CHECKED_OUT",
     "DB_QUERIES_PER_REQUEST",
     "DB_QUERY_DURATION",
+    "ETL_ATTEMPTS",
+    "ETL_DUPLICATE_ROWS",
+    "ETL_ROWS",
     "EVENT_LOOP_LAG",
     "FAULT_ACTIVE",
     "HTTP_IN_FLIGHT",
@@ -105,6 +108,15 @@ WORKER_RSS = Gauge(
 # Batch work done inside requests (imported rows, ETL records): its throughput
 # is the number a batch scenario is judged by, not requests per second.
 WORK_ITEMS = Counter("work_items_total", "Items of batch work processed", ["kind", "outcome"])
+# ETL jobs (etl-in-memory): rows read and committed, attempts, and the rows a
+# finished job's target holds more than once (what a retry from zero leaves).
+ETL_ROWS = Counter("etl_rows_total", "Rows of ETL jobs, by outcome", ["outcome"])
+ETL_ATTEMPTS = Counter(
+    "etl_job_attempts_total", "Attempts of ETL jobs (failed, completed)", ["outcome"]
+)
+ETL_DUPLICATE_ROWS = Counter(
+    "etl_duplicate_rows_total", "Rows a finished ETL job wrote more than once to its target"
+)
 WORKER_CPU_SECONDS = Gauge(
     "worker_cpu_seconds", "CPU time (user+system) used by this worker", multiprocess_mode="liveall"
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, func
+from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Order", "OrderItem", "Payment", "Product", "User"]
+__all__ = ["Base", "EtlJob", "Order", "OrderItem", "Payment", "Product", "ProductSnapshot", "User"]
 
 
 class Base(DeclarativeBase):
@@ -80,3 +80,36 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     order: Mapped[Order] = relationship(back_populates="payments")
+
+
+class EtlJob(Base):
+    """One ETL job: its scope, its checkpoint and its outcome (migration 0003)."""
+
+    __tablename__ = "etl_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    until_product_id: Mapped[int]  # the job's scope: products with id <= this
+    rows_expected: Mapped[int]
+    # The checkpoint: the last product whose snapshot row is committed.
+    last_product_id: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+
+
+class ProductSnapshot(Base):
+    """A job's output row. No unique (job_id, product_id): duplicates are measured."""
+
+    __tablename__ = "product_snapshots"
+    __table_args__ = (Index("ix_product_snapshots_job_product", "job_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    job_id: Mapped[int]
+    product_id: Mapped[int]
+    sku: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(60))
+    price_with_tax: Mapped[Decimal] = mapped_column(Numeric(10, 2))
+    in_stock: Mapped[bool]
