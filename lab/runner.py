@@ -286,6 +286,19 @@ def _prepare_database(rows: int, console: Console) -> str:
     return url
 
 
+def _prepare(scenario: faults.Scenario, variant: faults.Variant, database_url: str) -> None:
+    try:
+        scenario.prepare(variant, database_url)  # type: ignore[misc]
+    except (KeyboardInterrupt, LabError):
+        raise
+    except Exception as exc:  # a database that refuses: one sentence, not a traceback
+        raise LabError(
+            f"preparing the database for {scenario.slug} ({variant}) failed: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+            "check that the services are up (`lab status`)"
+        ) from exc
+
+
 def _live_line(run_dir: Path, sampler: Sampler | None) -> str:
     stats = latest_stats(run_dir)
     rss = (sampler.latest.get("lab_app_rss_bytes") if sampler else None) or 0.0
@@ -395,7 +408,7 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
             )
             if scenario.prepare is not None:
                 with console.status(f"preparing the database for the {options.variant} variant"):
-                    scenario.prepare(options.variant, database_url)
+                    _prepare(scenario, options.variant, database_url)
             store.reset()
             if options.variant == "faulty":
                 store.enable(scenario.slug, params.model_dump(mode="json"))

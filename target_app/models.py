@@ -57,7 +57,11 @@ class Order(Base):
 
 class OrderItem(Base):
     __tablename__ = "order_items"
-    __table_args__ = (Index("ix_order_items_order_id", "order_id"),)
+    __table_args__ = (
+        Index("ix_order_items_order_id", "order_id"),
+        # Migration 0004: without it, deleting a product scans order_items.
+        Index("ix_order_items_product_id", "product_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))

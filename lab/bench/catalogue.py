@@ -78,6 +78,26 @@ def run(
     services = available_services()
     quiet = Console(file=io.StringIO())
     rows: list[CatalogueRow] = []
+    try:
+        _run_all(scenarios, services, duration_s, out, progress, quiet, rows)
+    except (_Interrupted, KeyboardInterrupt):
+        return rows, True
+    return rows, False
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _run_all(
+    scenarios: Sequence[faults.Scenario],
+    services: set[str],
+    duration_s: float | None,
+    out: Path,
+    progress: Callable[[str, int], None],
+    quiet: Console,
+    rows: list[CatalogueRow],
+) -> None:
     for scenario in scenarios:
         missing = [need for need in scenario.requires if need not in services]
         if missing:
@@ -94,7 +114,7 @@ def run(
             results.append(run_variant(options, quiet))
             progress(f"{scenario.slug} ({'fixed' if fixed else 'faulty'})", 1)
             if results[-1].status == "interrupted":
-                return rows, True
+                raise _Interrupted
         if any(r.status != "completed" for r in results):
             failed = next(r for r in results if r.status != "completed")
             rows.append(CatalogueRow(
@@ -103,7 +123,6 @@ def run(
             ))  # fmt: skip
             continue
         rows.append(_row(scenario, results[0], results[1]))
-    return rows, False
 
 
 # The performance targets for fixed variants: (slug, what, check of a row).

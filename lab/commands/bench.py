@@ -63,6 +63,8 @@ def run(
     try:
         if "catalogue" in parts:
             results["catalogue"] = _catalogue(slugs, duration_s, out, console)
+            if results["catalogue"].get("interrupted"):
+                raise KeyboardInterrupt
         if "capacity" in parts:
             with console.status("capacity: the shop mix on one worker, then a worker per core"):
                 results["capacity"] = capacity.run(duration_s or 15.0, 64, out / "capacity")
@@ -93,10 +95,9 @@ def _catalogue(
             lambda description, done: progress.update(task, description=description,
                                                       advance=done),
         )  # fmt: skip
-    if interrupted:
-        raise KeyboardInterrupt
+    # Interrupted: the scenarios measured so far still make their rows.
     return {"rows": [r.as_dict() for r in rows], "targets": catalogue.check_targets(rows),
-            "_rows": rows}  # fmt: skip
+            "_rows": rows, "interrupted": interrupted}  # fmt: skip
 
 
 def _write(results: dict[str, Any], out: Path) -> None:
