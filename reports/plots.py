@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from .evidence import PERCENTILE_COLUMNS, Evidence
+from .evidence import PERCENTILE_COLUMNS, Evidence, counter_total
 from .series import (
     LAG_METRIC,
     cpu_percent,
@@ -125,7 +125,13 @@ def plot_rss(ev: Evidence, plots_dir: Path) -> Path | None:
         return None
     pts = fit.points
     fig, (left, right) = _figure(ncols=2, width=12.0)
-    left.plot(pts["t"], pts["rss_mb"], color="#7d3c98")
+    left.plot(pts["t"], pts["rss_mb"], color="#7d3c98", label="RSS (sampled each second)")
+    hwm = counter_total(ev, "lab_app_rss_hwm_bytes")
+    if hwm is not None and float(hwm["value"].max()) > 0:
+        # The kernel's high-water mark catches what the 1 s samples miss.
+        left.plot(hwm["t"], hwm["value"] / 2**20, color="#7d3c98", linestyle="--",
+                  label="peak RSS of the largest process (VmHWM)")  # fmt: skip
+        left.legend(fontsize=8)
     left.set_title(f"{_label(ev)}: app RSS over time")
     left.set_xlabel("time since load start (s)")
     left.set_ylabel("RSS (MB)")
@@ -516,6 +522,22 @@ def plot_work(ev: Evidence, plots_dir: Path) -> Path | None:
     return _save(fig, plots_dir, "work.png")
 
 
+def plot_etl(ev: Evidence, plots_dir: Path) -> Path | None:
+    """ETL rows read and committed per second; in the title, the duplicates left."""
+    inc = counter_increase_by(ev, "etl_rows_total", by=("outcome",))
+    if inc is None or not _has_signal(inc.deltas):
+        return None
+    duplicates = counter_increase_by(ev, "etl_duplicate_rows_total")
+    dup_total = 0.0 if duplicates is None else float(duplicates.totals.sum())
+    fig, (ax,) = _figure()
+    _rate_lines(ax, _drop_silent(inc))
+    ax.set_xlabel(_TIME_LABEL)
+    _finish(ax, f"{_label(ev)}: ETL rows per second; {dup_total:,.0f} rows written twice",
+            "rows / s")  # fmt: skip
+    ax.title.set_fontsize(12)
+    return _save(fig, plots_dir, "etl.png")
+
+
 def run_plots(ev: Evidence, plots_dir: Path) -> list[Path]:
     """All the plots of one run that have data."""
     makers = (
@@ -529,6 +551,7 @@ def run_plots(ev: Evidence, plots_dir: Path) -> list[Path]:
         plot_cache,
         plot_status,
         plot_work,
+        plot_etl,
     )
     return [p for p in (make(ev, plots_dir) for make in makers) if p is not None]
 
