@@ -6,14 +6,14 @@ SQLite is the embedded default so that scenarios without `postgres` in their
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from target_app import metrics
 from target_app.observability import current_timing
@@ -51,11 +51,10 @@ class Database:
         if settings.lab_instrumentation:
             _instrument(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    def session(self) -> Iterator[Session]:
-        """A FastAPI `yield` dependency: the session is closed whatever happens."""
-        with self.sessions() as session:
-            yield session
+        # One slot per connection the pool can hand out (see api/deps.py:
+        # requests wait for a slot on the event loop, not in a thread).
+        self.capacity = kwargs["pool_size"] + kwargs["max_overflow"]
+        self.slots = asyncio.Semaphore(self.capacity)
 
     def dispose(self) -> None:
         self.engine.dispose()
