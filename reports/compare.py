@@ -163,13 +163,26 @@ def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0)
     )
 
 
+def _symptom_specs(summary: Mapping[str, Any]) -> list[MetricSpec]:
+    """The scenario's own symptom metric, when the fixed list does not have it
+    (peak RSS growth, cores used, rows per second...): the number the fix is about."""
+    symptom = summary.get("symptom") or {}
+    name, op = symptom.get("name"), symptom.get("op")
+    # A route's number ("p50_ms of /x / ...") is no summary field of its own.
+    if not isinstance(name, str) or name not in summary:
+        return []
+    if name in {spec.name for spec in COMPARED_METRICS}:
+        return []
+    return [MetricSpec(name, f"{name} (the symptom)", higher_is_better=op in ("<", "<="))]
+
+
 def _compare(
     run_a: Path, run_b: Path, ev_a: Evidence, ev_b: Evidence, *, n_boot: int, seed: int
 ) -> dict[str, Any]:
     before, after = load_or_build_summary(run_a), load_or_build_summary(run_b)
     samples_a, samples_b = _samples(ev_a), _samples(ev_b)
     metrics: list[dict[str, Any]] = []
-    for i, spec in enumerate(COMPARED_METRICS):
+    for i, spec in enumerate([*COMPARED_METRICS, *_symptom_specs(before)]):
         b, a = _num(before.get(spec.name)), _num(after.get(spec.name))
         row: dict[str, Any] = {
             "name": spec.name,

@@ -392,3 +392,15 @@ def test_compare_with_a_partial_run(leak: Path, tmp_path: Path) -> None:
     assert html.is_file()
     assert data["headline"].startswith("No verdict")
     assert all(m["significant"] is None for m in data["metrics"])
+
+
+def test_compare_adds_the_scenarios_own_symptom_metric() -> None:
+    from reports.compare import _symptom_specs
+
+    cores = {"symptom": {"name": "app_cpu_cores", "op": "<"}, "app_cpu_cores": 1.0}
+    (spec,) = _symptom_specs(cores)
+    assert spec.name == "app_cpu_cores" and spec.higher_is_better  # "<": smaller is sicker
+    listed = {"symptom": {"name": "p95_ms", "op": ">"}, "p95_ms": 3.0}
+    assert _symptom_specs(listed) == []  # already compared
+    route = {"symptom": {"name": "p50_ms of /a / p50_ms of /b", "op": ">="}}
+    assert _symptom_specs(route) == []  # no summary field of its own
