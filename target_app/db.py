@@ -53,8 +53,7 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # One slot per connection the pool can hand out (see api/deps.py:
         # requests wait for a slot on the event loop, not in a thread).
-        self.capacity = kwargs["pool_size"] + kwargs["max_overflow"]
-        self.slots = asyncio.Semaphore(self.capacity)
+        self.slots = asyncio.Semaphore(kwargs["pool_size"] + kwargs["max_overflow"])
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -60,10 +60,13 @@ def run(
     out = out / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True)
     results: dict[str, Any] = {"machine": _machine(), "parts": list(parts)}
+    rows: list[catalogue.CatalogueRow] | None = None
     try:
         if "catalogue" in parts:
-            results["catalogue"] = _catalogue(slugs, duration_s, out, console)
-            if results["catalogue"].get("interrupted"):
+            rows, interrupted = _catalogue(slugs, duration_s, out, console)
+            results["catalogue"] = {"rows": [r.as_dict() for r in rows],
+                                    "targets": catalogue.check_targets(rows)}  # fmt: skip
+            if interrupted:  # the scenarios measured so far still make their rows
                 raise KeyboardInterrupt
         if "capacity" in parts:
             with console.status("capacity: the shop mix on one worker, then a worker per core"):
@@ -75,7 +78,7 @@ def run(
     except KeyboardInterrupt:
         results["interrupted"] = True
         console.print("[yellow]interrupted: writing what was measured so far")
-    _write(results, out)
+    _write(results, rows, out)
     console.print((out / "bench.md").read_text())
     console.print(f"bench: {out / 'bench.md'}")
     return out
@@ -83,24 +86,21 @@ def run(
 
 def _catalogue(
     slugs: Sequence[str] | None, duration_s: float | None, out: Path, console: Console
-) -> dict[str, Any]:
+) -> tuple[list[catalogue.CatalogueRow], bool]:
     count = len(slugs) if slugs else len(faults.all_scenarios())
     with Progress(
         TextColumn("catalogue: {task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=console,
     ) as progress:  # fmt: skip
         task = progress.add_task("", total=count * 2)
-        rows, interrupted = catalogue.run(
+        return catalogue.run(
             slugs, duration_s, out / "runs",
             lambda description, done: progress.update(task, description=description,
                                                       advance=done),
         )  # fmt: skip
-    # Interrupted: the scenarios measured so far still make their rows.
-    return {"rows": [r.as_dict() for r in rows], "targets": catalogue.check_targets(rows),
-            "_rows": rows, "interrupted": interrupted}  # fmt: skip
 
 
-def _write(results: dict[str, Any], out: Path) -> None:
+def _write(results: dict[str, Any], rows: list[catalogue.CatalogueRow] | None, out: Path) -> None:
     machine = results["machine"]
     lines = [
         "# lab bench",
@@ -110,8 +110,7 @@ def _write(results: dict[str, Any], out: Path) -> None:
     ]
     if results.get("interrupted"):
         lines += ["", "**Interrupted**: the tables hold what was measured before Ctrl-C."]
-    if "catalogue" in results:
-        rows = results["catalogue"].pop("_rows")
+    if rows is not None:
         lines += ["", "## Catalogue: faulty vs fixed, each under its default load", "",
                   *catalogue.markdown(rows, results["catalogue"]["targets"])]  # fmt: skip
     if "capacity" in results:

@@ -27,8 +27,15 @@ Name = Annotated[str, Path(pattern=NAME_PATTERN)]
 CLIENT_CLOSED_REQUEST = 499
 
 
-def _store(settings: SettingsDep) -> UploadStore:
-    return UploadStore(settings.upload_dir, settings.upload_max_bytes)
+def _store(request: Request, settings: SettingsDep) -> UploadStore:
+    # One per app: building it creates the upload directories, which is I/O
+    # that has no business on every request.
+    store: UploadStore | None = getattr(request.app.state, "uploads", None)
+    if store is None:
+        store = request.app.state.uploads = UploadStore(
+            settings.upload_dir, settings.upload_max_bytes
+        )
+    return store
 
 
 StoreDep = Annotated[UploadStore, Depends(_store)]
