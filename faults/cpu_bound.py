@@ -1,8 +1,8 @@
 """cpu-bound (seeds 1, 17): the same heavy computation, again, on every request.
 
 Seam: the shipping-quote calculator of `GET /quotes/{product_id}`,
-`faults.pick("cpu-bound")`. The answer depends only on (product, zone): a few
-hundred distinct inputs, recomputed thousands of times.
+`faults.pick("cpu-bound")`. The answer depends only on (product, zone): the quotes
+workload asks for a hundred distinct inputs, recomputed thousands of times.
 """
 
 from __future__ import annotations

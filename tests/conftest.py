@@ -136,3 +136,23 @@ def lab_services() -> Iterator[Callable[..., dict[str, str]]]:
         yield services.up
     finally:
         services.down()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The scenario proofs' measured values next to their thresholds."""
+    from tests.scenarios.contract import MEASURED
+
+    if not MEASURED:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("scenario symptoms measured (faulty | fixed vs threshold)")
+    for row in MEASURED:
+        p95 = " -> ".join("-" if v is None else f"{v:.0f}" for v in row["p95_ms"])
+        write(
+            f"{row['slug']:<20} {row['metric']:<28} {_num(row['faulty']):>10} | "
+            f"{_num(row['fixed']):>10}   {row['op']} {_num(row['threshold'])}   p95 ms {p95}"
+        )
+
+
+def _num(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, int | float) else str(value)

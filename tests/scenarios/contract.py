@@ -17,6 +17,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
+# Every proof's measured symptom, faulty and fixed, kept for the session's
+# closing table (tests/conftest.py): how far each sits from its threshold is
+# what tells a robust proof from one a noisy machine can flip.
+MEASURED: list[dict[str, Any]] = []
+
 
 def run_variant(
     slug: str, fixed: bool, out: Path, env: dict[str, str] | None = None, **options: Any
@@ -46,6 +51,17 @@ def prove(
     faulty = run_variant(slug, False, out, env, **options)
     fixed = run_variant(slug, True, out, env, **options)
     f_sym, x_sym = faulty["symptom"], fixed["symptom"]
+    MEASURED.append(
+        {
+            "slug": slug,
+            "metric": f_sym["name"],
+            "op": f_sym["op"],
+            "threshold": f_sym["threshold"],
+            "faulty": f_sym["value"],
+            "fixed": x_sym["value"],
+            "p95_ms": (faulty.get("p95_ms"), fixed.get("p95_ms")),
+        }
+    )
     assert f_sym["present"] is True, f"faulty {slug} did not show its symptom: {f_sym}"
     assert x_sym["present"] is False, f"fixed {slug} still shows the symptom: {x_sym}"
     return faulty, fixed
