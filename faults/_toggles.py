@@ -52,7 +52,8 @@ class ToggleStore:
             try:
                 mtime = self.path.stat().st_mtime_ns
             except FileNotFoundError:
-                self._cached, self._cached_mtime = {}, None
+                if self._cached_mtime is not None:  # keep the same empty state object
+                    self._cached, self._cached_mtime = {}, None
                 return self._cached
             if mtime != self._cached_mtime:
                 self._cached = self._read()

@@ -78,6 +78,17 @@ def test_runtime_picks_variant_from_the_toggle_store(tmp_path) -> None:
     assert isinstance(runtime.pick("memory-leak"), BoundedTTLPageCache)
 
 
+def test_switching_another_fault_keeps_a_seams_built_object(tmp_path) -> None:
+    store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
+    runtime = faults.FaultRuntime(store)
+    store.enable("memory-leak", {"related": 3})
+    leaking = runtime.pick("memory-leak")
+    store.enable("cpu-bound", {})  # the file changes, memory-leak's entry does not
+    assert runtime.pick("memory-leak") is leaking
+    store.enable("memory-leak", {"related": 4})
+    assert runtime.pick("memory-leak") is not leaking
+
+
 def test_seams_off_always_serve_the_fixed_variant(tmp_path) -> None:
     store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
     store.enable("memory-leak", {})
