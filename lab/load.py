@@ -56,6 +56,7 @@ class LocustRun:
             "LAB_SPAWN_RATE": str(config.spawn_rate),
             "LAB_DURATION": str(config.duration_s),
             "LAB_SEED_ROWS": str(config.seed_rows),
+            "LAB_REQUEST_LOG": str(run_dir / "requests.csv"),
         }
         self.child: Child | None = None
 

@@ -11,6 +11,7 @@ import os
 
 from locust import events
 
+from loadtests import request_log
 from loadtests.shapes import SHAPES
 from loadtests.workloads import user_classes
 
@@ -22,6 +23,8 @@ LabShape = type("LabShape", (SHAPES[_shape_name],), {})
 for _cls in user_classes(os.environ.get("LAB_WORKLOAD", "shop")):
     globals()[_cls.__name__] = _cls
 del _cls  # Locust collects every User class bound in this module, loop variable included
+
+request_log.install()
 
 
 @events.request.add_listener

@@ -89,6 +89,7 @@ class Evidence:
     history: pd.DataFrame | None = None  # Aggregated rows of the history, numeric, with "t"
     history_full: bool = False  # Locust ran with --csv-full-history (per-endpoint rows)
     failures: pd.DataFrame | None = None  # locust_failures.csv
+    requests: pd.DataFrame | None = None  # requests.csv: one row per request (start, name, ms...)
     metrics: pd.DataFrame | None = None  # metrics.csv: ts, t, name, labels, value
     profile: dict[str, Any] | None = None  # profile/profile.json
     load_start_ts: float | None = None
@@ -263,6 +264,23 @@ def _resolve_window(ev: Evidence) -> None:
         ev.history["t"] = ev.history["Timestamp"] - base
 
 
+def _load_requests(ev: Evidence) -> None:
+    """requests.csv, if Locust wrote one (runs before it have none: not a problem)."""
+    frame = _read_csv(ev.run_dir / "requests.csv", ev.notes, required=False)
+    if frame is None or frame.empty:
+        return
+    if not {"start", "name", "ms"} <= set(frame.columns):
+        ev.notes.append("requests.csv lacks the start, name or ms column")
+        return
+    for col in ("start", "ms", "bytes", "ok"):
+        if col in frame.columns:
+            frame[col] = _numeric(frame[col])
+    # A run killed mid-write leaves a torn last line.
+    frame = frame.dropna(subset=["start", "ms"])
+    if not frame.empty:
+        ev.requests = frame.reset_index(drop=True)
+
+
 def load_evidence(run_dir: Path) -> Evidence:
     """Read a run dir. Never raises for missing or malformed files."""
     run_dir = Path(run_dir)
@@ -282,6 +300,7 @@ def load_evidence(run_dir: Path) -> Evidence:
     _load_stats(ev)
     _load_history(ev)
     ev.failures = _read_csv(run_dir / "locust_failures.csv", ev.notes, required=False)
+    _load_requests(ev)
     _load_metrics(ev)
     profile_path = run_dir / "profile" / "profile.json"
     ev.profile = _read_json(profile_path, ev.notes)

@@ -9,7 +9,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+import pandas as pd
 
 from .evidence import Evidence, counter_increase, counter_total, load_evidence
 from .series import (
@@ -43,6 +45,7 @@ SUMMARY_FIELDS = [
     "p95_ms",
     "p99_ms",
     "max_ms",
+    "percentiles_from",
     "error_rate",
     "rss_start_mb",
     "rss_end_mb",
@@ -142,6 +145,7 @@ def _locust_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None
     out["failures"] = _num(agg.get("Failure Count"))
     for key, col in (("p50_ms", "50%"), ("p95_ms", "95%"), ("p99_ms", "99%")):
         out[key] = _num(agg.get(col))
+    out["percentiles_from"] = "locust_stats.csv"
     out["max_ms"] = _num(agg.get("Max Response Time"))
     if out["p50_ms"] is None and out["requests"]:
         out["p50_ms"] = _num(agg.get("Median Response Time"))
@@ -152,6 +156,7 @@ def _locust_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None
     out["error_rate"] = _div(out["failures"], out["requests"])
     out["rps"] = _div(out["requests"], out["duration_s"])
     out["routes"] = _routes(ev)
+    _exact_percentiles(ev, out)
 
 
 def _cell(row: Any, column: str) -> float | None:
@@ -180,6 +185,33 @@ def _routes(ev: Evidence) -> dict[str, dict[str, Any]] | None:
             "p99_ms": _cell(row, "99%"),
         }
     return routes or None
+
+
+_PERCENTILES = (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99))
+
+
+def _exact_percentiles(ev: Evidence, out: dict[str, Any]) -> None:
+    """Percentiles from requests.csv, one row per request, where Locust rounds.
+
+    Locust buckets response times (to 1 ms below 100 ms, 10 ms below 1 s), which
+    is noise when one fast route divides another. Same definition as Locust's
+    (the smallest time at or above which that share of requests falls), exact.
+    """
+    frame = ev.requests
+    if frame is None:
+        return
+    for key, q in _PERCENTILES:
+        out[key] = _quantile(frame["ms"], q)
+    routes = out.get("routes") or {}
+    for name, group in frame.groupby("name")["ms"]:
+        if name in routes:
+            for key, q in _PERCENTILES:
+                routes[name][key] = _quantile(group, q)
+    out["percentiles_from"] = "requests.csv"
+
+
+def _quantile(values: pd.Series, q: float) -> float | None:
+    return _num(float(np.quantile(values.to_numpy(), q, method="inverted_cdf")))
 
 
 def _rss_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:

@@ -149,8 +149,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for row in MEASURED:
         p95 = " -> ".join("-" if v is None else f"{v:.0f}" for v in row["p95_ms"])
         write(
-            f"{row['slug']:<20} {row['metric']:<28} {_num(row['faulty']):>10} | "
-            f"{_num(row['fixed']):>10}   {row['op']} {_num(row['threshold'])}   p95 ms {p95}"
+            f"{row['slug']:<20} {_num(row['faulty']):>9} | {_num(row['fixed']):>9}"
+            f"  {row['op']} {_num(row['threshold']):<7} p95 ms {p95:<13} {row['metric']}"
         )
 
 

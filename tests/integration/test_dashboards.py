@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import csv
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.services]
 SERVICES = ("postgres", "redis", "upstream", "prometheus")
 SEED_ROWS = 20_000  # the ids the load touches (LAB_SEED_ROWS), within what is seeded
 LOAD_SECONDS = 20.0
+USERS = 10
 SCRAPE_S = 1.0  # the lab's Prometheus scrapes everything every second
 # Grafana over a run of about a minute: $__interval is the datasource's 1 s
 # (so $__rate_interval is 4 s) and the step is the interval.
@@ -239,7 +241,7 @@ def _load(app: RunningApp, run_dir: Path) -> tuple[float, float]:
     """The mixed workload, memory-leak on half-way; (start, end) of the load."""
     run_dir.mkdir()
     load = LocustRun(
-        LoadConfig(workload="mixed", users=10, spawn_rate=10, duration_s=LOAD_SECONDS,
+        LoadConfig(workload="mixed", users=USERS, spawn_rate=USERS, duration_s=LOAD_SECONDS,
                    seed_rows=SEED_ROWS),
         host=app.url, run_dir=run_dir,
     )  # fmt: skip
@@ -260,6 +262,14 @@ def _load(app: RunningApp, run_dir: Path) -> tuple[float, float]:
     rows = [line.split(",") for line in stats.read_text().splitlines()[1:]]
     by_name = {row[1]: (int(row[2]), int(row[3])) for row in rows if row[0]}
     assert len(by_name) == 8 and all(n > 0 and f == 0 for n, f in by_name.values()), by_name
+    # The request log holds every request Locust counted, one row each, under the
+    # same names; plus the few that ended after Locust's last snapshot, while the
+    # users stopped (measured: 0-11 for 10 users; a lost request would be < 0).
+    with (run_dir / "requests.csv").open() as handle:
+        logged = Counter(row["name"].split(" ", 1)[1] for row in csv.DictReader(handle))
+    assert logged.keys() == by_name.keys(), (logged, by_name)
+    extra = {name: logged[name] - n for name, (n, _) in by_name.items()}
+    assert all(e >= 0 for e in extra.values()) and sum(extra.values()) <= 3 * USERS, extra
     return started, ended
 
 

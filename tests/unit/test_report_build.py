@@ -245,6 +245,19 @@ def test_summary_of_a_flat_run(flat: Path) -> None:
     assert s["symptom"]["present"] is False
 
 
+def test_percentiles_come_exact_from_the_request_log(leak: Path) -> None:
+    assert summarize(leak)["percentiles_from"] == "locust_stats.csv"
+    # 100 requests of 1.0..1.99 ms: Locust's buckets round all of them to 1 or 2 ms.
+    rows = [[1790000000 + i / 10, "GET /products", 1.0 + i / 100, 512, 1] for i in range(100)]
+    rows.append([1790000011, "GET /prod"])  # a torn last line is skipped
+    _write_csv(leak / "requests.csv", ["start", "name", "ms", "bytes", "ok"], rows)
+    s = summarize(leak)
+    assert s["percentiles_from"] == "requests.csv"
+    assert s["p50_ms"] == pytest.approx(1.49)
+    assert s["routes"]["GET /products"]["p95_ms"] == pytest.approx(1.94)
+    assert s["routes"]["GET /products"]["p99_ms"] == pytest.approx(1.98)
+
+
 def test_build_report_writes_everything(leak: Path) -> None:
     html = build_report(leak)
     assert html == leak / "report.html"
