@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Histogram
 
 from target_app import metrics
 
@@ -132,8 +134,8 @@ class MetricsMiddleware:
             elapsed = time.perf_counter() - timing.started
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
-            metrics.HTTP_REQUESTS.labels(scope["method"], route_path, str(status)).inc()
-            metrics.HTTP_REQUEST_DURATION.labels(route_path).observe(elapsed)
+            _requests_child(scope["method"], route_path, status).inc()
+            _duration_child(route_path).observe(elapsed)
             if route_path != "/metrics":
                 metrics.DB_QUERIES_PER_REQUEST.observe(timing.db_queries)
             if status >= 500 or elapsed >= self.slow_seconds:
@@ -152,6 +154,19 @@ class MetricsMiddleware:
                     },
                 )
             _timing.reset(token)
+
+
+# prometheus-client's `labels()` validates and locks on every call; the label
+# sets are few (routes x methods x statuses), so each child is looked up once
+# (bounded all the same: clients choose the method).
+@functools.lru_cache(maxsize=1024)
+def _requests_child(method: str, route: str, status: int) -> Counter:
+    return metrics.HTTP_REQUESTS.labels(method, route, str(status))
+
+
+@functools.lru_cache(maxsize=1024)
+def _duration_child(route: str) -> Histogram:
+    return metrics.HTTP_REQUEST_DURATION.labels(route)
 
 
 # Unique across workers and restarts, and far cheaper than uuid4 (which py-spy
