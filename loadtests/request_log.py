@@ -9,7 +9,8 @@ the raw series (when each request started, how long it took, what it got).
 Columns: start (epoch s), name ("GET /route", Locust's request name), ms
 (response time), bytes, ok (1, or 0 for a failure). Enabled by
 LAB_REQUEST_LOG=<path>; the file is written through a buffer and closed when
-Locust quits, so a run stopped with SIGINT keeps all but nothing.
+Locust quits, so a run stopped with SIGINT keeps every row. It may hold a few
+more rows than Locust's CSVs: requests that ended after Locust's last snapshot.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from locust import events
 
-__all__ = ["COLUMNS", "RequestLog"]
+__all__ = ["COLUMNS", "RequestLog", "install"]
 
 COLUMNS = ("start", "name", "ms", "bytes", "ok")
 log = logging.getLogger("lab.load")

@@ -7,7 +7,7 @@ nothing) when its data is missing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from .series import (
 )
 
 __all__ = [
+    "RUN_PLOTS",
     "CounterIncrease",
     "compare_plots",
     "counter_increase_by",
@@ -39,10 +40,12 @@ __all__ = [
     "plot_compare_rss",
     "plot_cpu",
     "plot_database",
+    "plot_etl",
     "plot_event_loop_lag",
     "plot_latency",
     "plot_latency_cdf",
     "plot_metric_bars",
+    "plot_requests",
     "plot_rss",
     "plot_status",
     "plot_throughput",
@@ -538,22 +541,71 @@ def plot_etl(ev: Evidence, plots_dir: Path) -> Path | None:
     return _save(fig, plots_dir, "etl.png")
 
 
+# tab10 without its red, which marks the failures.
+_ROUTE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+
+def plot_requests(ev: Evidence, plots_dir: Path) -> Path | None:
+    """Every request as a dot (requests.csv): when it started, how long it took, by route.
+
+    What percentiles hide shows here: a stall every few seconds, two populations
+    (cache hits and misses), a warm-up, failures (red crosses) at a cliff.
+    """
+    frame = ev.requests
+    if frame is None or frame.empty:
+        return None
+    start = ev.load_start_ts if ev.load_start_ts is not None else float(frame["start"].min())
+    t = frame["start"] - start
+    ms = frame["ms"].clip(lower=0.01)  # log scale
+    counts = frame["name"].value_counts()
+    shown = list(counts.index[: len(_ROUTE_COLORS)])
+    fig, (ax,) = _figure(height=4.8)
+    for name, color in zip(shown, _ROUTE_COLORS, strict=False):
+        rows = frame["name"] == name
+        label = f"{name} ({counts[name]:,})"
+        ax.scatter(t[rows], ms[rows], s=4, alpha=0.35, linewidths=0, color=color, label=label)
+    rest = ~frame["name"].isin(shown)
+    if rest.any():
+        ax.scatter(t[rest], ms[rest], s=4, alpha=0.35, linewidths=0, color="grey",
+                   label=f"other routes ({int(rest.sum()):,})")  # fmt: skip
+    if "ok" in frame.columns:
+        failed = frame["ok"] == 0
+        if failed.any():
+            ax.scatter(t[failed], ms[failed], s=14, marker="x", color="red",
+                       label=f"failed ({int(failed.sum()):,})")  # fmt: skip
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel(_TIME_LABEL)
+    ax.set_ylabel("response time (ms, log scale)")
+    ax.set_title(f"{_label(ev)}: every request ({len(frame):,})", fontsize=12)
+    ax.grid(alpha=0.3, which="both")
+    legend = ax.legend(fontsize=8, markerscale=3, loc="upper left")
+    for handle in legend.legend_handles:
+        if handle is not None:
+            handle.set_alpha(1)
+    return _save(fig, plots_dir, "requests.png")
+
+
+# Every plot of one run, by the file it writes: the report draws them in this order.
+RUN_PLOTS: list[tuple[str, Callable[[Evidence, Path], Path | None]]] = [
+    ("latency.png", plot_latency),
+    ("requests.png", plot_requests),
+    ("throughput.png", plot_throughput),
+    ("rss.png", plot_rss),
+    ("event_loop_lag.png", plot_event_loop_lag),
+    ("cpu.png", plot_cpu),
+    ("status.png", plot_status),
+    ("database.png", plot_database),
+    ("upstream.png", plot_upstream),
+    ("cache.png", plot_cache),
+    ("work.png", plot_work),
+    ("etl.png", plot_etl),
+]
+
+
 def run_plots(ev: Evidence, plots_dir: Path) -> list[Path]:
     """All the plots of one run that have data."""
-    makers = (
-        plot_latency,
-        plot_throughput,
-        plot_rss,
-        plot_event_loop_lag,
-        plot_cpu,
-        plot_database,
-        plot_upstream,
-        plot_cache,
-        plot_status,
-        plot_work,
-        plot_etl,
-    )
-    return [p for p in (make(ev, plots_dir) for make in makers) if p is not None]
+    return [p for p in (make(ev, plots_dir) for _, make in RUN_PLOTS) if p is not None]
 
 
 # --- comparison -----------------------------------------------------------------------------
@@ -563,7 +615,16 @@ def _pairs(before: Evidence, after: Evidence) -> list[tuple[str, Evidence]]:
     return [("before", before), ("after", after)]
 
 
+_CDF_LEVELS = (*range(0, 100), 99.5, 99.9, 100)
+
+
 def _percentile_curve(ev: Evidence) -> tuple[list[float], list[float]] | None:
+    """(ms, percentile) points: exact from requests.csv, else Locust's rounded columns."""
+    if ev.requests is not None:
+        values = ev.requests["ms"].to_numpy()
+        levels = list(map(float, _CDF_LEVELS))
+        ms = np.percentile(values, levels, method="inverted_cdf")
+        return [max(float(x), 0.01) for x in ms], levels
     agg = ev.aggregated
     if agg is None:
         return None
@@ -582,7 +643,7 @@ def _percentile_curve(ev: Evidence) -> tuple[list[float], list[float]] | None:
 
 
 def plot_latency_cdf(before: Evidence, after: Evidence, plots_dir: Path) -> Path | None:
-    """Latency CDF of both runs from the Aggregated percentile columns of locust_stats.csv."""
+    """Latency CDF of both runs: every request (requests.csv), or Locust's percentile columns."""
     curves = [(name, ev, _percentile_curve(ev)) for name, ev in _pairs(before, after)]
     if all(c is None for _, _, c in curves):
         return None
@@ -601,7 +662,7 @@ def plot_latency_cdf(before: Evidence, after: Evidence, plots_dir: Path) -> Path
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_title("Latency distribution (Locust, all requests)")
+    ax.set_title("Latency distribution (all requests)")
     ax.set_xlabel("response time (ms, log scale)")
     ax.set_ylabel("percentile (%)")
     ax.set_ylim(0, 101)

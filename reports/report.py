@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .evidence import Evidence, load_evidence
-from .plots import (
-    plot_cache,
-    plot_cpu,
-    plot_database,
-    plot_event_loop_lag,
-    plot_latency,
-    plot_rss,
-    plot_status,
-    plot_throughput,
-    plot_upstream,
-    plot_work,
-)
+from .plots import RUN_PLOTS
 from .render import fmt, key_rows, meta_sections, plot_entries, symptom_verdict, write_pair
 from .summary import summarize_evidence, write_summary
 
 __all__ = ["RUN_PLOTS", "build_report", "human_size", "profile_context"]
-
-RUN_PLOTS: list[tuple[str, Callable[[Evidence, Path], Path | None]]] = [
-    ("latency.png", plot_latency),
-    ("throughput.png", plot_throughput),
-    ("rss.png", plot_rss),
-    ("event_loop_lag.png", plot_event_loop_lag),
-    ("cpu.png", plot_cpu),
-    ("status.png", plot_status),
-    ("database.png", plot_database),
-    ("upstream.png", plot_upstream),
-    ("cache.png", plot_cache),
-    ("work.png", plot_work),
-]
 
 
 def human_size(n: int) -> str:

@@ -120,8 +120,8 @@ def test_signal_plots_are_written(signal_run: Path) -> None:
     for plot in SIGNAL_PLOTS:
         assert (signal_run / "plots" / f"{plot}.png").stat().st_size > 1000, plot
     md = _plot_notes(signal_run)
-    assert "skipped" not in md
     for plot in SIGNAL_PLOTS:
+        assert f"plot {plot}.png skipped" not in md
         assert f"(plots/{plot}.png)" in md
 
 
@@ -236,3 +236,39 @@ def test_single_sample_and_no_metrics(tmp_path: Path) -> None:
     md = _plot_notes(run)
     for plot in SIGNAL_PLOTS:
         assert f"plot {plot}.png skipped: no data" in md
+
+
+def test_every_plot_of_one_run_is_drawn_by_the_report() -> None:
+    """One list (RUN_PLOTS) names them all: a plot left out of it is never drawn."""
+    import inspect
+
+    from reports import plots
+
+    listed = {make.__name__: name for name, make in plots.RUN_PLOTS}
+    one_run = {
+        name
+        for name, fn in inspect.getmembers(plots, inspect.isfunction)
+        if name.startswith("plot_")
+        and list(inspect.signature(fn).parameters) == ["ev", "plots_dir"]
+    }
+    assert one_run == set(listed)
+    assert all(name == f"{fn.removeprefix('plot_')}.png" for fn, name in listed.items())
+
+
+def test_requests_plot_draws_every_request_and_the_failures(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "reqs", slope_mb_per_10k=0.0, variant="fixed")
+    rows = [
+        [
+            T0 + i / 50,
+            "GET /products" if i % 3 else "GET /healthz",
+            1 + i % 40,
+            512,
+            int(i % 97 > 0),
+        ]
+        for i in range(3000)
+    ]
+    with (run / "requests.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([["start", "name", "ms", "bytes", "ok"], *rows])
+    build_report(run)
+    assert (run / "plots" / "requests.png").stat().st_size > 10_000
+    assert "requests.png" in (run / "report.md").read_text()
