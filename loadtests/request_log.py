@@ -75,5 +75,6 @@ def install() -> RequestLog | None:
         return None
     request_log = RequestLog(path)
     events.request.add_listener(request_log.on_request)
-    events.quitting.add_listener(request_log.close)
+    # `quit` fires after the runner stopped its users (`quitting` fires before).
+    events.quit.add_listener(request_log.close)
     return request_log

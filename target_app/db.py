@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
@@ -53,7 +54,11 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # One slot per connection the pool can hand out (see api/deps.py:
         # requests wait for a slot on the event loop, not in a thread).
-        self.slots = asyncio.Semaphore(kwargs["pool_size"] + kwargs["max_overflow"])
+        connections = kwargs["pool_size"] + kwargs["max_overflow"]
+        self.slots = asyncio.Semaphore(connections)
+        # Sessions close on threads of their own (at most one per connection),
+        # never waiting for the request threadpool (api/deps.py).
+        self.closers = anyio.CapacityLimiter(connections)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 import faults
+from faults.upload_in_memory import UploadStore
 from target_app import metrics
 from target_app.api.errors import install_error_handlers
 from target_app.api.routes import (
@@ -98,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Lab shop", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.db = Database(settings)
+    # Built once: its constructor creates the upload directories.
+    app.state.uploads = UploadStore(settings.upload_dir, settings.upload_max_bytes)
     app.state.faults = runtime
     app.state.upstream = None
     app.state.redis = None

@@ -52,10 +52,11 @@ async def _session(request: Request) -> AsyncIterator[Session]:
         try:
             yield session
         finally:
-            # Closing may be a round trip (ROLLBACK): off the loop, on its own
-            # limiter so that it never waits for the busy threadpool either.
+            # Closing may be a round trip (ROLLBACK): off the loop, on the
+            # database's own limiter so that it never waits for the busy
+            # threadpool either.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(session.close, limiter=anyio.CapacityLimiter(1))
+                await anyio.to_thread.run_sync(session.close, limiter=database.closers)
 
 
 def _faults(request: Request) -> FaultRuntime:

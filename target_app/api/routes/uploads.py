@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Re
 from starlette.requests import ClientDisconnect
 
 from faults.upload_in_memory import NAME_PATTERN, BufferedUpload, UploadError, UploadStore
-from target_app.api.deps import FaultsDep, SettingsDep
+from target_app.api.deps import FaultsDep
 
 __all__ = ["router"]
 
@@ -27,14 +27,8 @@ Name = Annotated[str, Path(pattern=NAME_PATTERN)]
 CLIENT_CLOSED_REQUEST = 499
 
 
-def _store(request: Request, settings: SettingsDep) -> UploadStore:
-    # One per app: building it creates the upload directories, which is I/O
-    # that has no business on every request.
-    store: UploadStore | None = getattr(request.app.state, "uploads", None)
-    if store is None:
-        store = request.app.state.uploads = UploadStore(
-            settings.upload_dir, settings.upload_max_bytes
-        )
+def _store(request: Request) -> UploadStore:
+    store: UploadStore = request.app.state.uploads  # built once by create_app
     return store
 
 
