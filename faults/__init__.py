@@ -1,21 +1,25 @@
 """The scenario catalogue: one module per incident, found without a list.
 
-Use from the app:  `faults.pick("memory-leak")` returns the implementation of
-that seam which is on right now (faulty when toggled on, fixed otherwise).
+The app reaches a seam through its `FaultRuntime` (`app.state.seams`, the
+`SeamsDep` dependency): `seams.pick(memory_leak.SCENARIO)` returns the
+implementation that is on right now (faulty when toggled on, fixed otherwise),
+typed as the seam's interface.
+
+This package's own modules (contract, registry, toggles, symptom) are a leaf:
+they import neither target_app nor reports.
 """
 
-from faults._contract import Deployment, NoParams, Scenario, Symptom, SymptomResult, Toxic, Variant
+from faults._contract import Deployment, NoParams, Scenario, Toxic, Variant
 from faults._registry import (
     FaultRuntime,
     InvalidParams,
     UnknownScenario,
     all_scenarios,
-    configure,
     get,
-    runtime,
     validate_params,
 )
 from faults._toggles import ToggleStore
+from faults.symptom import Symptom, SymptomResult
 
 __all__ = [
     "Deployment",
@@ -30,13 +34,6 @@ __all__ = [
     "UnknownScenario",
     "Variant",
     "all_scenarios",
-    "configure",
     "get",
-    "pick",
-    "runtime",
     "validate_params",
 ]
-
-
-def pick(slug: str) -> object:
-    return runtime().pick(slug)

@@ -1,9 +1,10 @@
 """The scenario contract: what one module in `faults/` declares.
 
-A scenario module defines one module-level `SCENARIO = Scenario(...)`. It holds,
-side by side, the faulty and the fixed implementation of one seam of the app,
-the symptom that tells them apart, and the diagnosis notes. The registry finds
-it by walking the package; nothing else has to be edited to add one.
+A scenario module defines one module-level `SCENARIO: Scenario[Seam, Params]`.
+It holds, side by side, the faulty and the fixed implementation of one seam of
+the app, the symptom that tells them apart, and the diagnosis notes. The
+registry finds it by walking the package; the app reaches the seam with
+`seams.pick(<module>.SCENARIO)`, which returns the seam's interface type.
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from faults.symptom import Symptom, SymptomResult
+
 __all__ = ["Deployment", "NoParams", "Scenario", "Symptom", "SymptomResult", "Toxic", "Variant"]
 
+# The catalogue's boundary: a scenario module imports this leaf, the standard
+# library, pydantic and the libraries its variants use at module level, and
+# names from `target_app` only under TYPE_CHECKING or inside the code that runs
+# them. So `lab scenarios`, validation and the registry never import the app
+# (its models, clients and metrics); tests/unit/test_layering.py checks it.
+
 Variant = Literal["faulty", "fixed"]
+Seam = TypeVar("Seam")
+Params = TypeVar("Params", bound=BaseModel)
 Kind = Literal["fault", "network", "pattern", "deployment"]
 
 
@@ -25,80 +36,6 @@ class NoParams(BaseModel):
     """Parameters of a scenario that takes none: any key is refused."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-@dataclass(frozen=True)
-class SymptomResult:
-    name: str
-    value: float | None
-    threshold: float
-    op: str
-    present: bool
-    description: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "threshold": self.threshold,
-            "op": self.op,
-            "present": self.present,
-            "description": self.description,
-        }
-
-
-@dataclass(frozen=True)
-class Symptom:
-    """A measurable predicate over a run's `summary.json`.
-
-    Declarative on purpose: it is written into the run's `meta.json`, so a
-    report (or, later, the diagnosis engine) can evaluate it from the run dir
-    alone, without importing the scenario. `metric` is a summary field; with
-    `route`, that field of one Locust request name; with `baseline_route`,
-    divided by the same field of another request name.
-    """
-
-    metric: str  # a key of summary.json (or of summary.json's routes[route])
-    op: Literal[">", ">=", "<", "<="]
-    threshold: float
-    description: str
-    route: str | None = None
-    baseline_route: str | None = None
-
-    def evaluate(self, summary: Mapping[str, Any]) -> SymptomResult:
-        # One implementation of the predicate: the one reports/ applies to run dirs.
-        from reports.summary import evaluate_symptom
-
-        result = evaluate_symptom(self.as_dict(), summary)
-        assert result is not None
-        return SymptomResult(
-            result["name"], result["value"], self.threshold, self.op, result["present"],
-            self.description,
-        )  # fmt: skip
-
-    def as_dict(self) -> dict[str, Any]:
-        spec: dict[str, Any] = {
-            "metric": self.metric,
-            "op": self.op,
-            "threshold": self.threshold,
-            "description": self.description,
-        }
-        if self.route:
-            spec["route"] = self.route
-        if self.baseline_route:
-            spec["baseline_route"] = self.baseline_route
-        return spec
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Symptom:
-        return cls(
-            metric=data["metric"],
-            op=data["op"],
-            threshold=float(data["threshold"]),
-            description=data.get("description", ""),
-            route=data.get("route"),
-            baseline_route=data.get("baseline_route"),
-        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +76,14 @@ class Deployment:
 
 
 @dataclass(frozen=True)
-class Scenario:
-    """One incident of the catalogue.
+class Scenario(Generic[Seam, Params]):
+    """One incident of the catalogue, and the typed seam of the app it toggles.
+
+    `Seam` is the interface both variants implement (a Protocol in the scenario
+    module, or in target_app where the app owns it). Declare it on the module's
+    constant, `SCENARIO: Scenario[PageCache, PageCacheParams] = Scenario(...)`,
+    and mypy checks each variant against it, and the route's use of what
+    `FaultRuntime.pick(SCENARIO)` returns against it too.
 
     `faulty` and `fixed` are factories: each takes the validated parameters and
     returns the implementation of the seam. A worker builds each variant once
@@ -153,10 +96,10 @@ class Scenario:
     seeds: tuple[int, ...]
     kind: Kind
     summary: str
-    faulty: Callable[[Any], Any]
-    fixed: Callable[[Any], Any]
+    faulty: Callable[[Params], Seam]
+    fixed: Callable[[Params], Seam]
+    params: type[Params]
     symptom: Symptom
-    params: type[BaseModel] = NoParams
     requires: tuple[str, ...] = ()
     workload: str = "shop"  # a module of loadtests/workloads
     # The load that makes the symptom visible in a short run on 2 cores:
@@ -169,13 +112,14 @@ class Scenario:
     toxics: tuple[Toxic, ...] = ()
     # Set the database up for a variant before the app starts (e.g. migrate to
     # the schema revision the variant stands for): prepare(variant, database_url).
+    # It runs in the lab's process, not the app's.
     prepare: Callable[[Variant, str], None] | None = None
 
-    def build(self, variant: Variant, params: BaseModel) -> Any:
+    def build(self, variant: Variant, params: Params) -> Seam:
         factory = self.faulty if variant == "faulty" else self.fixed
         return factory(params)
 
-    def deployment(self, variant: Variant, params: BaseModel) -> Deployment | None:
+    def deployment(self, variant: Variant, params: Params) -> Deployment | None:
         """The variant's deployment, for a scenario of kind "deployment"; else None."""
         if self.kind != "deployment":
             return None

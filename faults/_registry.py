@@ -9,13 +9,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import threading
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
 from faults._contract import Scenario, Variant
 from faults._toggles import ToggleState, ToggleStore
+
+Seam = TypeVar("Seam")
+Params = TypeVar("Params", bound=BaseModel)
 
 __all__ = [
     "FaultRuntime",
@@ -23,7 +27,6 @@ __all__ = [
     "UnknownScenario",
     "all_scenarios",
     "get",
-    "runtime",
     "validate_params",
 ]
 
@@ -36,7 +39,7 @@ class UnknownScenario(LookupError):
 
 
 class InvalidParams(ValueError):
-    def __init__(self, scenario: Scenario, errors: list[str]) -> None:
+    def __init__(self, scenario: Scenario[Any, Any], errors: list[str]) -> None:
         self.slug = scenario.slug
         self.errors = errors
         schema = scenario.params.model_json_schema().get("properties", {})
@@ -60,10 +63,10 @@ def _describe_field(spec: dict[str, Any]) -> str:
 
 
 @cache
-def _discover() -> dict[str, Scenario]:
+def _discover() -> dict[str, Scenario[Any, Any]]:
     import faults
 
-    found: dict[str, Scenario] = {}
+    found: dict[str, Scenario[Any, Any]] = {}
     for info in pkgutil.iter_modules(faults.__path__):
         if info.name.startswith("_"):
             continue
@@ -77,20 +80,20 @@ def _discover() -> dict[str, Scenario]:
     return dict(sorted(found.items()))
 
 
-def all_scenarios() -> list[Scenario]:
+def all_scenarios() -> list[Scenario[Any, Any]]:
     return list(_discover().values())
 
 
-def get(slug: str) -> Scenario:
+def get(slug: str) -> Scenario[Any, Any]:
     try:
         return _discover()[slug]
     except KeyError:
         raise UnknownScenario(slug) from None
 
 
-def validate_params(scenario: Scenario, params: dict[str, Any] | None) -> BaseModel:
+def validate_params(scenario: Scenario[Any, Params], params: Mapping[str, Any] | None) -> Params:
     try:
-        return scenario.params.model_validate(params or {})
+        return scenario.params.model_validate(dict(params or {}))
     except ValidationError as exc:
         errors = [
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
@@ -100,10 +103,14 @@ def validate_params(scenario: Scenario, params: dict[str, Any] | None) -> BaseMo
 
 
 class FaultRuntime:
-    """One per process: reads toggles and keeps each built implementation.
+    """One per app process: reads the toggles and keeps each built implementation.
 
-    With `seams=False` (the benchmark's "instrumentation off" baseline) the
-    toggle store is never read and every seam is the fixed variant.
+    The app factory makes it and keeps it on `app.state.seams`; routes reach it
+    through the `SeamsDep` dependency and ask for a seam with
+    `seams.pick(<module>.SCENARIO)`, typed as the seam's interface.
+
+    With `seams=False` (the benchmark's "instrumentation off" baseline, and
+    production) the toggle store is never read and every seam is the fixed variant.
 
     `pick` runs on every request. The store hands back the same state dict
     until the toggle file changes, so a seam's last pick is kept with the dict
@@ -116,8 +123,8 @@ class FaultRuntime:
     def __init__(self, store: ToggleStore | None, seams: bool = True) -> None:
         self.store = store
         self.seams = seams
-        self._built: dict[tuple[str, Variant, str], Any] = {}
-        self._last_pick: dict[str, tuple[ToggleState, Any]] = {}
+        self._built: dict[tuple[str, Variant, str], object] = {}
+        self._last_pick: dict[str, tuple[ToggleState, object]] = {}
         self._lock = threading.Lock()
 
     def _state(self) -> ToggleState:
@@ -131,12 +138,13 @@ class FaultRuntime:
             return "fixed", {}
         return "faulty", entry.get("params", {})
 
-    def pick(self, slug: str) -> Any:
-        """The implementation of `slug`'s seam that is on right now."""
+    def pick(self, scenario: Scenario[Seam, Any]) -> Seam:
+        """The implementation of `scenario`'s seam that is on right now."""
+        slug = scenario.slug
         state = self._state()
         last = self._last_pick.get(slug)
         if last is not None and last[0] is state:
-            return last[1]
+            return cast(Seam, last[1])
         entry = state.get(slug)
         variant: Variant = "fixed" if entry is None else "faulty"
         raw_params: dict[str, Any] = {} if entry is None else entry.get("params", {})
@@ -144,7 +152,9 @@ class FaultRuntime:
         with self._lock:
             built = self._built.get(key)
             if built is None:
-                scenario = get(slug)
+                if get(slug) is not scenario:
+                    # A seam the registry does not know could never be toggled.
+                    raise UnknownScenario(slug)
                 # Params were validated when the toggle was written; fall back
                 # to defaults rather than crash a request on a hand-edited file.
                 try:
@@ -154,23 +164,7 @@ class FaultRuntime:
                 built = scenario.build(variant, params)
                 self._built[key] = built
             self._last_pick[slug] = (state, built)
-        return built
+        return cast(Seam, built)
 
 
 _NOTHING_ACTIVE: ToggleState = {}
-
-
-_runtime = FaultRuntime(store=None)
-_runtime_guard = threading.Lock()
-
-
-def runtime() -> FaultRuntime:
-    return _runtime
-
-
-def configure(store: ToggleStore | None, seams: bool = True) -> FaultRuntime:
-    """Called once by the app factory with the settings' toggle store."""
-    global _runtime  # noqa: PLW0603 - the one process-wide runtime, set by the app factory
-    with _runtime_guard:
-        _runtime = FaultRuntime(store=store, seams=seams)
-    return _runtime

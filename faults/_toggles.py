@@ -37,7 +37,9 @@ class ToggleStore:
         self.poll_interval = poll_interval
         self._lock = threading.Lock()
         self._cached: ToggleState = {}
-        self._cached_mtime: int | None = None
+        # (mtime, inode): every write replaces the file, so a new inode shows a
+        # change even when two writes land in one tick of a coarse clock.
+        self._cached_mtime: tuple[int, int] | None = None
         self._next_check = 0.0
 
     # -- reading (hot path) -------------------------------------------------
@@ -50,7 +52,8 @@ class ToggleStore:
         with self._lock:
             self._next_check = now + self.poll_interval
             try:
-                mtime = self.path.stat().st_mtime_ns
+                stat = self.path.stat()
+                mtime = (stat.st_mtime_ns, stat.st_ino)
             except FileNotFoundError:
                 if self._cached_mtime is not None:  # keep the same empty state object
                     self._cached, self._cached_mtime = {}, None

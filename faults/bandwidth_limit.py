@@ -1,21 +1,28 @@
 """bandwidth-limit: the link to the supplier is thin, and the app downloads too much.
 
 Network condition (both variants): a 256 KB/s bandwidth toxic on the upstream
-link, as over a saturated VPN or a cross-region hop. Seam: how product
-availability is fetched, `faults.pick("bandwidth-limit")`, used by
-`GET /products/{product_id}/availability`.
+link, as over a saturated VPN or a cross-region hop. Seam: `AvailabilityFetcher`,
+how `GET /products/{product_id}/availability` asks the supplier for stock.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from faults._contract import Scenario, Symptom, Toxic
-from target_app.clients.upstream import UpstreamClient
 
-__all__ = ["SCENARIO", "FetchOneSku", "FetchWholeFeed"]
+if TYPE_CHECKING:
+    from target_app.clients.upstream import UpstreamClient
+
+__all__ = ["SCENARIO", "AvailabilityFetcher", "FetchOneSku", "FetchWholeFeed"]
+
+
+class AvailabilityFetcher(Protocol):
+    """The seam: one SKU's stock at the supplier, or None when it does not list it."""
+
+    async def availability(self, upstream: UpstreamClient, sku: str) -> dict[str, Any] | None: ...
 
 
 class AvailabilityParams(BaseModel):
@@ -50,7 +57,7 @@ class FetchOneSku:
         return item
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[AvailabilityFetcher, AvailabilityParams] = Scenario(
     slug="bandwidth-limit",
     title="A thin link to a dependency: downloading the whole feed per request",
     seeds=(50,),

@@ -1,7 +1,7 @@
 """blocking-call (seed 1): a synchronous call inside `async def` freezes the event loop.
 
-Seam: the recommendation client of `GET /recommendations/{user_id}`,
-`faults.pick("blocking-call")`. The model server answers in ~100 ms either way;
+Seam: `ModelClient`, the recommendation client of `GET /recommendations/{user_id}`
+(`seams.pick(blocking_call.SCENARIO)`). The model server answers in ~100 ms either way;
 what differs is whether the worker's event loop can serve anything meanwhile.
 """
 
@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Scenario, Symptom
 
-__all__ = ["SCENARIO", "AsyncModelClient", "BlockingModelClient", "ModelParams"]
+__all__ = ["SCENARIO", "AsyncModelClient", "BlockingModelClient", "ModelClient", "ModelParams"]
 
 
 class ModelParams(BaseModel):
@@ -23,6 +24,12 @@ class ModelParams(BaseModel):
 
     latency_ms: float = Field(100, ge=0, le=10_000, description="the model server's latency")
     items: int = Field(10, ge=1, le=100, description="recommendations per answer")
+
+
+class ModelClient(Protocol):
+    """The seam: how the route waits for the model server's recommendations for a user."""
+
+    async def recommend(self, user_id: int) -> list[int]: ...
 
 
 def _recommend(user_id: int, items: int) -> list[int]:
@@ -64,7 +71,7 @@ class AsyncModelClient:
         return _recommend(user_id, self.items)
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[ModelClient, ModelParams] = Scenario(
     slug="blocking-call",
     title="Endpoint suddenly slow: a blocking call inside async def",
     seeds=(1,),

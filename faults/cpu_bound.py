@@ -1,7 +1,7 @@
 """cpu-bound (seeds 1, 17): the same heavy computation, again, on every request.
 
-Seam: the shipping-quote calculator of `GET /quotes/{product_id}`,
-`faults.pick("cpu-bound")`. The answer depends only on (product, zone): the quotes
+Seam: `QuoteCalculator`, the shipping-quote calculator of `GET /quotes/{product_id}`
+(`seams.pick(cpu_bound.SCENARIO)`). The answer depends only on (product, zone): the quotes
 workload asks for a hundred distinct inputs, recomputed thousands of times.
 """
 
@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Scenario, Symptom
 
-__all__ = ["SCENARIO", "CachedQuotes", "QuoteParams", "RecomputedQuotes", "simulate_routes"]
+__all__ = [
+    "SCENARIO",
+    "CachedQuotes",
+    "QuoteCalculator",
+    "QuoteParams",
+    "RecomputedQuotes",
+    "simulate_routes",
+]
 
 
 class QuoteParams(BaseModel):
@@ -24,6 +32,12 @@ class QuoteParams(BaseModel):
         150_000, ge=1_000, le=5_000_000, description="work per quote (route simulation steps)"
     )
     cache_entries: int = Field(4096, ge=1, le=1_000_000, description="fixed: LRU bound")
+
+
+class QuoteCalculator(Protocol):
+    """The seam: the shipping cost, in cents, of a product to a zone."""
+
+    def quote(self, product_id: int, zone: int) -> int: ...
 
 
 def simulate_routes(product_id: int, zone: int, iterations: int) -> int:
@@ -78,7 +92,7 @@ class CachedQuotes:
         return value
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[QuoteCalculator, QuoteParams] = Scenario(
     slug="cpu-bound",
     title="Endpoint slow from heavy pure-Python work, recomputed per request",
     seeds=(1, 17),

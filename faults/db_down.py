@@ -2,8 +2,9 @@
 
 Network condition (both variants): the Postgres link's proxy is disabled
 (connections refused, open ones cut), as in a failover or a network partition.
-Seam: how the app answers a request whose database is unreachable,
-`faults.pick("db-down")`, used by the app's handler for `OperationalError`.
+Seam: `OutagePolicy`, how the app answers a request whose database is
+unreachable; the app's handler for `OperationalError` (target_app/api/errors.py)
+asks it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Protocol
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from faults._contract import Scenario, Symptom, Toxic
 
-__all__ = ["SCENARIO", "DbDownParams", "LetItCrash", "ServiceUnavailable"]
+__all__ = ["SCENARIO", "DbDownParams", "LetItCrash", "OutagePolicy", "ServiceUnavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,12 @@ class DbDownParams(BaseModel):
     retry_after_seconds: int = Field(
         5, ge=1, le=3600, description="fixed: Retry-After sent with the 503"
     )
+
+
+class OutagePolicy(Protocol):
+    """The seam: an answer for a request the database failed, or None to let it raise."""
+
+    def respond(self, exc: OperationalError) -> JSONResponse | None: ...
 
 
 # --- faulty -----------------------------------------------------------------
@@ -72,7 +80,7 @@ class ServiceUnavailable:
         )
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[OutagePolicy, DbDownParams] = Scenario(
     slug="db-down",
     title="The database goes down: 500s and tracebacks, or 503 with Retry-After",
     seeds=(37,),

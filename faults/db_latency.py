@@ -1,28 +1,35 @@
 """db-latency (seed 1): "is it DB latency or code latency?", and fewer round trips.
 
 Network condition (both variants): a 200 ms latency toxic on the Postgres link,
-as when the database moves to another zone. Seam: the user dashboard's
-repository, `faults.pick("db-latency")`, used by `GET /users/{user_id}/dashboard`.
+as when the database moves to another zone. Seam: `DashboardRepository`, the
+user dashboard's repository, used by `GET /users/{user_id}/dashboard`
+(`seams.pick(db_latency.SCENARIO)`).
 Both variants run on an autocommit connection (no BEGIN/ROLLBACK round trips),
 so the only difference is how many times the app waits for the DB.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, text
 
 from faults._contract import Scenario, Symptom, Toxic
 
-__all__ = ["SCENARIO", "DashboardParams", "FourRoundTrips", "OneRoundTrip"]
+__all__ = ["SCENARIO", "DashboardParams", "DashboardRepository", "FourRoundTrips", "OneRoundTrip"]
 
 
 class DashboardParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recent: int = Field(5, ge=1, le=100, description="recent orders on the dashboard")
+
+
+class DashboardRepository(Protocol):
+    """The seam: a user's dashboard read over one connection, or None for no such user."""
+
+    def load(self, conn: Connection, user_id: int) -> dict[str, Any] | None: ...
 
 
 # --- faulty -----------------------------------------------------------------
@@ -96,7 +103,7 @@ class OneRoundTrip:
                 "spent": str(row.spent), "recent_order_ids": list(recent or [])}  # fmt: skip
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[DashboardRepository, DashboardParams] = Scenario(
     slug="db-latency",
     title="Slow endpoint: DB latency or code latency? (200 ms to the database)",
     seeds=(1,),

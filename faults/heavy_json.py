@@ -1,6 +1,7 @@
 """heavy-json (seed 45): a 50 MB JSON response built in memory and validated row by row.
 
-Seam: how `GET /export/orders` renders its rows, `faults.pick("heavy-json")`.
+Seam: `ExportRenderer`, how `GET /export/orders` renders its rows
+(`seams.pick(heavy_json.SCENARIO)`).
 The rows come from a generator in both variants (the export's source is not
 the point); what differs is whether the whole document is materialised.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from fastapi.encoders import jsonable_encoder
@@ -23,6 +24,7 @@ __all__ = [
     "SCENARIO",
     "BufferedValidatedJson",
     "ExportParams",
+    "ExportRenderer",
     "ExportRow",
     "StreamedNdjson",
     "gzipped",
@@ -37,6 +39,12 @@ class ExportParams(BaseModel):
     gzip_level: int = Field(
         1, ge=0, le=9, description="fixed: gzip level for clients that accept it (0: off)"
     )
+
+
+class ExportRenderer(Protocol):
+    """The seam: the export's whole HTTP response, encoded for what the client accepts."""
+
+    def render(self, accept_encoding: str) -> Response: ...
 
 
 class ExportRow(BaseModel):
@@ -122,7 +130,7 @@ def gzipped(chunks: Iterator[bytes], level: int) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[ExportRenderer, ExportParams] = Scenario(
     slug="heavy-json",
     title="A 50 MB JSON response: built, validated and encoded in memory",
     seeds=(45,),

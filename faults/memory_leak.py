@@ -6,8 +6,8 @@ keyed by everything that makes it personal. Almost every request has a new
 key, nothing is ever removed, and the worker's RSS climbs with the request
 count until the OOM killer restarts it.
 
-Seam: `faults.pick("memory-leak")` returns the product page cache the route
-`GET /products/{product_id}` uses. Diff the two classes below: the fix is a
+Seam: `PageCache`, the product page cache the route `GET /products/{product_id}`
+uses (`seams.pick(memory_leak.SCENARIO)`). Diff the two classes below: the fix is a
 bound (LRU) and an expiry (TTL), nothing else.
 """
 
@@ -38,7 +38,10 @@ class PageCacheParams(BaseModel):
 
 
 class PageCache(Protocol):
-    related: int
+    """The seam: where a rendered product page is kept between requests."""
+
+    @property
+    def related(self) -> int: ...
 
     def get(self, key: tuple[int, str, str]) -> bytes | None: ...
     def put(self, key: tuple[int, str, str], page: bytes) -> None: ...
@@ -102,7 +105,7 @@ class BoundedTTLPageCache:
         return len(self._pages)
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[PageCache, PageCacheParams] = Scenario(
     slug="memory-leak",
     title="High memory usage after many requests (unbounded per-request cache)",
     seeds=(2,),

@@ -1,20 +1,30 @@
 """n-plus-one (seeds 10, 49): lazy loading in a loop, one query per row and per relation.
 
-Seam: how the order feed loads its orders, `faults.pick("n-plus-one")`, used
-by `GET /orders`. Both variants return the same JSON; only the number of
+Seam: `FeedLoader`, how the order feed of `GET /orders` loads its orders
+(`seams.pick(n_plus_one.SCENARIO)`). Both variants return the same JSON; only the number of
 statements differs.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from faults._contract import Scenario, Symptom
-from target_app.models import Order, OrderItem
 
-__all__ = ["SCENARIO", "EagerLoading", "LazyLoading"]
+if TYPE_CHECKING:
+    from target_app.models import Order
+
+__all__ = ["SCENARIO", "EagerLoading", "FeedLoader", "LazyLoading"]
+
+
+class FeedLoader(Protocol):
+    """The seam: the page of orders the feed serializes, with whatever it loaded up front."""
+
+    def orders(self, session: Session, before_id: int, limit: int) -> list[Order]: ...
 
 
 class FeedParams(BaseModel):
@@ -32,6 +42,8 @@ class LazyLoading:
         pass
 
     def orders(self, session: Session, before_id: int, limit: int) -> list[Order]:
+        from target_app.models import Order  # here: listing the catalogue never imports the app
+
         query = select(Order).where(Order.id < before_id).order_by(Order.id.desc()).limit(limit)
         return list(session.scalars(query))
 
@@ -47,6 +59,8 @@ class EagerLoading:
         pass
 
     def orders(self, session: Session, before_id: int, limit: int) -> list[Order]:
+        from target_app.models import Order, OrderItem
+
         query = (
             select(Order)
             .where(Order.id < before_id)
@@ -60,7 +74,7 @@ class EagerLoading:
         return list(session.scalars(query).unique())
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[FeedLoader, FeedParams] = Scenario(
     slug="n-plus-one",
     title="Query optimisation: N+1 queries from lazy loading in a loop",
     seeds=(10, 49),

@@ -1,6 +1,7 @@
 """no-cache (seeds 17, 10): a heavy result recomputed on every request.
 
-Seam: how `GET /catalog/bestsellers` gets its ranking, `faults.pick("no-cache")`.
+Seam: `BestsellerCache`, how `GET /catalog/bestsellers` gets its ranking
+(`seams.pick(no_cache.SCENARIO)`).
 The ranking changes slowly (orders trickle in), yet every request recomputes it.
 """
 
@@ -10,14 +11,20 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from faults._contract import Scenario, Symptom
-from target_app import metrics
 
-__all__ = ["SCENARIO", "AlwaysRecompute", "BestsellerParams", "RedisCacheWithLock"]
+__all__ = [
+    "SCENARIO",
+    "AlwaysRecompute",
+    "BestsellerCache",
+    "BestsellerParams",
+    "RedisCacheWithLock",
+]
 
 CACHE_NAME = "bestsellers"
 KEY = "catalog:bestsellers:v1"
@@ -33,11 +40,20 @@ class BestsellerParams(BaseModel):
     )
 
 
+class BestsellerCache(Protocol):
+    """The seam: the ranking's bytes, from Redis (None: not configured) or from `compute`."""
+
+    async def get(self, redis: Redis | None, compute: Callable[[], Awaitable[bytes]]) -> bytes: ...
+
+
 def _as_bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
 def count_computation() -> None:
+    # Here, not at the top: listing the catalogue never imports the app.
+    from target_app import metrics
+
     metrics.CACHE_REQUESTS.labels(CACHE_NAME, "computed").inc()
 
 
@@ -72,6 +88,8 @@ class RedisCacheWithLock:
         self.wait = params.wait_seconds
 
     async def get(self, redis: Redis | None, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        from target_app import metrics
+
         if redis is None:  # no Redis configured: correct, just uncached
             count_computation()
             return await compute()
@@ -100,7 +118,7 @@ class RedisCacheWithLock:
         return await compute()
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[BestsellerCache, BestsellerParams] = Scenario(
     slug="no-cache",
     title="A heavy operation recalculated on every request (cache it, in Redis)",
     seeds=(17, 10),

@@ -1,29 +1,29 @@
 """offset-pagination (seed 11): page N of a million rows, with OFFSET or with a cursor.
 
-Seam: how `GET /products/pages` finds its page, `faults.pick("offset-pagination")`.
+Seam: `Pager`, how `GET /products/pages` finds its page
+(`seams.pick(offset_pagination.SCENARIO)`).
 Clients send both a page number and, when they have one, a cursor: the faulty
 variant uses the page number (`OFFSET (page-1)*size`: the database reads and
 throws away every row before it); the fixed one uses the cursor (`WHERE id >
 :after`: an index seek, the same cost at any depth). Cursors are opaque and
-signed, so a client cannot forge or tamper with one.
+signed (target_app/cursors.py), so a client cannot forge or tamper with one.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faults._contract import Scenario, Symptom
-from target_app.models import Product
 
-__all__ = ["SCENARIO", "BadCursor", "Cursors", "KeysetPages", "OffsetPages"]
+if TYPE_CHECKING:
+    from target_app.cursors import Cursors
+    from target_app.models import Product
+
+__all__ = ["SCENARIO", "KeysetPages", "OffsetPages", "Pager", "PagesParams"]
 
 
 class PagesParams(BaseModel):
@@ -32,34 +32,12 @@ class PagesParams(BaseModel):
     size: int = Field(20, ge=1, le=500, description="items per page")
 
 
-class BadCursor(ValueError):
-    pass
+class Pager(Protocol):
+    """The seam: one page of the catalogue, found by page number or by cursor."""
 
-
-class Cursors:
-    """`base64(json).signature`: opaque to clients, checked on the way back in."""
-
-    def __init__(self, secret: bytes) -> None:
-        self.secret = secret
-
-    def _sign(self, payload: bytes) -> str:
-        return hmac.new(self.secret, payload, hashlib.sha256).hexdigest()[:24]
-
-    def encode(self, after_id: int) -> str:
-        payload = base64.urlsafe_b64encode(orjson.dumps({"after": after_id}))
-        return f"{payload.decode()}.{self._sign(payload)}"
-
-    def decode(self, token: str) -> int:
-        payload, _, signature = token.encode().partition(b".")
-        if not hmac.compare_digest(self._sign(payload).encode(), signature):
-            raise BadCursor("cursor is not one this API issued (bad signature)")
-        try:
-            after = orjson.loads(base64.urlsafe_b64decode(payload))["after"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadCursor(f"cursor is unreadable: {exc}") from None
-        if not isinstance(after, int) or after < 0:
-            raise BadCursor("cursor position is invalid")
-        return after
+    def page(
+        self, session: Session, cursors: Cursors, page: int, cursor: str | None
+    ) -> dict[str, Any]: ...
 
 
 def _items(rows: list[Product]) -> list[dict[str, Any]]:
@@ -78,6 +56,9 @@ class OffsetPages:
     def page(
         self, session: Session, cursors: Cursors, page: int, cursor: str | None
     ) -> dict[str, Any]:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.models import Product
+
         rows = list(
             session.scalars(
                 select(Product).order_by(Product.id).offset((page - 1) * self.size).limit(self.size)
@@ -98,6 +79,8 @@ class KeysetPages:
     def page(
         self, session: Session, cursors: Cursors, page: int, cursor: str | None
     ) -> dict[str, Any]:
+        from target_app.models import Product
+
         after = cursors.decode(cursor) if cursor else 0
         rows = list(
             session.scalars(
@@ -108,7 +91,7 @@ class KeysetPages:
         return {"items": _items(rows), "next_cursor": following}
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[Pager, PagesParams] = Scenario(
     slug="offset-pagination",
     title="Paginating 10 lakh (1,000,000) records: OFFSET vs cursor",
     seeds=(11,),

@@ -1,7 +1,7 @@
 """orm-overhead (seed 49): ORM entities loaded to aggregate in Python.
 
-Seam: the sales report repository of `GET /reports/sales`,
-`faults.pick("orm-overhead")`. The faulty variant materialises every order
+Seam: `SalesRepository`, the sales report repository of `GET /reports/sales`
+(`seams.pick(orm_overhead.SCENARIO)`). The faulty variant materialises every order
 item as an ORM object and sums in Python; the fixed one asks SQL for the sums.
 The repository shows the hybrid: ORM for entities, Core for aggregates.
 """
@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from faults._contract import Scenario, Symptom
-from target_app.models import OrderItem, Product
 
-__all__ = ["SCENARIO", "AggregateInPython", "AggregateInSql", "SalesParams"]
+__all__ = ["SCENARIO", "AggregateInPython", "AggregateInSql", "SalesParams", "SalesRepository"]
 
 
 class SalesParams(BaseModel):
@@ -28,6 +27,12 @@ class SalesParams(BaseModel):
     window_orders: int = Field(
         2_000, ge=10, le=1_000_000, description="the report covers the newest N orders"
     )
+
+
+class SalesRepository(Protocol):
+    """The seam: units and revenue per product category, over the newest orders."""
+
+    def sales(self, session: Session, newest_order: int) -> list[dict[str, Any]]: ...
 
 
 def _report(rows: dict[str, tuple[int, Decimal]]) -> list[dict[str, Any]]:
@@ -47,6 +52,9 @@ class AggregateInPython:
         self.window = params.window_orders
 
     def sales(self, session: Session, newest_order: int) -> list[dict[str, Any]]:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.models import OrderItem
+
         items = session.scalars(
             select(OrderItem)
             .where(OrderItem.order_id > newest_order - self.window)
@@ -72,6 +80,8 @@ class AggregateInSql:
         self.window = params.window_orders
 
     def sales(self, session: Session, newest_order: int) -> list[dict[str, Any]]:
+        from target_app.models import OrderItem, Product
+
         rows = session.execute(
             select(
                 Product.category,
@@ -85,7 +95,7 @@ class AggregateInSql:
         return _report({c: (int(u), Decimal(r)) for c, u, r in rows})
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[SalesRepository, SalesParams] = Scenario(
     slug="orm-overhead",
     title="ORM query slow: entities aggregated in Python instead of SQL",
     seeds=(49,),

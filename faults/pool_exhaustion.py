@@ -1,7 +1,7 @@
 """pool-exhaustion (seeds 25, 27): sessions that are never closed drain the pool.
 
-Seam: where the invoice route's DB session comes from,
-`faults.pick("pool-exhaustion")`. Faulty: a thread-scoped session
+Seam: `SessionSource`, where the invoice route's DB session comes from
+(`GET /orders/{order_id}/invoice`). Faulty: a thread-scoped session
 (`scoped_session`, as ported from a Flask app) that nobody `remove()`s, so
 every threadpool thread keeps a connection checked out forever. Fixed: a
 `yield` dependency that opens a session per request and always closes it.
@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from faults._contract import Scenario, Symptom
-from target_app.db import Database
 
-__all__ = ["SCENARIO", "RequestScopedSessions", "ThreadScopedSessions"]
+if TYPE_CHECKING:
+    from target_app.db import Database
+
+__all__ = ["SCENARIO", "RequestScopedSessions", "SessionSource", "ThreadScopedSessions"]
+
+
+class SessionSource(Protocol):
+    """The seam: a dependency body that yields the request's session."""
+
+    def sessions(self, database: Database) -> Iterator[Session]: ...
 
 
 class SessionParams(BaseModel):
@@ -62,7 +71,7 @@ class RequestScopedSessions:
             yield session
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[SessionSource, SessionParams] = Scenario(
     slug="pool-exhaustion",
     title="Connection pool exhausted: sessions never closed (dependency injection done wrong)",
     seeds=(25, 27),

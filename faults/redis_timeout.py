@@ -1,8 +1,8 @@
 """redis-timeout: the cache became the slowest thing in the request.
 
 Network condition (both variants): 2 s of latency on the Redis link, as when
-Redis swaps or its network degrades. Seam: the cache policy of
-`GET /catalog/stats`, `faults.pick("redis-timeout")`.
+Redis swaps or its network degrades. Seam: `StatsCache`, the cache policy of
+`GET /catalog/stats` (`seams.pick(redis_timeout.SCENARIO)`).
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from faults._contract import Scenario, Symptom, Toxic
-from target_app import metrics
 
-__all__ = ["SCENARIO", "BoundedCache", "CacheParams", "TrustingCache"]
+__all__ = ["SCENARIO", "BoundedCache", "CacheParams", "StatsCache", "TrustingCache"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,6 +36,14 @@ class CacheParams(BaseModel):
     )
 
 
+class StatsCache(Protocol):
+    """The seam: the statistics' bytes, from Redis when it answers or from `compute`."""
+
+    async def get_or_compute(
+        self, redis: Redis, key: str, compute: Callable[[], Awaitable[bytes]]
+    ) -> bytes: ...
+
+
 # --- faulty -----------------------------------------------------------------
 
 
@@ -49,6 +56,9 @@ class TrustingCache:
     async def get_or_compute(
         self, redis: Redis, key: str, compute: Callable[[], Awaitable[bytes]]
     ) -> bytes:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app import metrics
+
         cached = await redis.get(key)
         metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit" if cached else "miss").inc()
         if cached is not None:
@@ -82,6 +92,8 @@ class BoundedCache:
             async with asyncio.timeout(self.timeout):
                 return await call
         except (TimeoutError, RedisError, OSError) as exc:
+            from target_app import metrics
+
             self.bypass_until = time.monotonic() + self.bypass_seconds
             log.warning("redis unavailable, bypassing it for %.0f s: %r", self.bypass_seconds, exc)
             metrics.CACHE_REQUESTS.labels(CACHE_NAME, "error").inc()
@@ -90,6 +102,8 @@ class BoundedCache:
     async def get_or_compute(
         self, redis: Redis, key: str, compute: Callable[[], Awaitable[bytes]]
     ) -> bytes:
+        from target_app import metrics
+
         cached = await self._bounded(redis.get(key))
         if cached is not None:
             metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit").inc()
@@ -100,7 +114,7 @@ class BoundedCache:
         return value
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[StatsCache, CacheParams] = Scenario(
     slug="redis-timeout",
     title="Redis is slow and every request waits for the cache",
     seeds=(17,),

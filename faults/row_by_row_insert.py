@@ -1,7 +1,8 @@
 """row-by-row-insert (seed 41): a bulk import that commits every row on its own.
 
-Seam: how `POST /imports/products` writes a batch, `faults.pick("row-by-row-insert")`.
-Both variants validate each row the same way; the fixed one keeps the good rows
+Seam: `ProductImporter`, how `POST /imports/products` writes a batch
+(`seams.pick(row_by_row_insert.SCENARIO)`). Both variants validate each row the
+same way (`target_app.imports.check_row`); the fixed one keeps the good rows
 and reports every bad one, where the faulty one stops at the first.
 """
 
@@ -9,50 +10,25 @@ from __future__ import annotations
 
 import csv
 import io
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import create_engine, delete, insert
 from sqlalchemy.orm import Session
 
 from faults._contract import Scenario, Symptom, Variant
-from target_app import metrics
-from target_app.models import Product
 
-__all__ = ["SCENARIO", "BatchedCopy", "CommitPerRow", "RowError", "check_row"]
+__all__ = ["SCENARIO", "BatchedCopy", "CommitPerRow", "ProductImporter"]
 
 
 class ImportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class RowError(ValueError):
-    pass
+class ProductImporter(Protocol):
+    """The seam: writes a batch of product rows, and says which went in and which did not."""
 
-
-def check_row(row: dict[str, Any]) -> dict[str, Any]:
-    """The row as the table takes it, or RowError saying what is wrong with it."""
-    try:
-        price = Decimal(str(row["price"]))
-        stock = int(row["stock"])
-        sku, name, category = str(row["sku"]), str(row["name"]), str(row["category"])
-    except (KeyError, ValueError, InvalidOperation) as exc:
-        raise RowError(f"unreadable row: {exc!r}") from None
-    if price <= 0:
-        raise RowError(f"price must be positive, got {price}")
-    if stock < 0:
-        raise RowError(f"stock must be >= 0, got {stock}")
-    if not sku or len(sku) > 32:
-        raise RowError("sku must be 1-32 characters")
-    description = str(row.get("description", ""))[:2000]
-    return {"sku": sku, "name": name[:200], "category": category[:60],
-            "description": description, "price": price, "stock": stock}  # fmt: skip
-
-
-def _count(outcome: str, n: int) -> None:
-    if n:
-        metrics.WORK_ITEMS.labels("import_rows", outcome).inc(n)
+    def load(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]: ...
 
 
 # --- faulty -----------------------------------------------------------------
@@ -66,6 +42,10 @@ class CommitPerRow:
         pass
 
     def load(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.imports import check_row, count_rows
+        from target_app.models import Product
+
         inserted = 0
         try:
             for row in rows:
@@ -73,7 +53,7 @@ class CommitPerRow:
                 session.commit()
                 inserted += 1
         finally:
-            _count("ok", inserted)
+            count_rows("ok", inserted)
         return {"inserted": inserted, "rejected": []}
 
 
@@ -89,6 +69,9 @@ class BatchedCopy:
         pass
 
     def load(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        from target_app.imports import RowError, check_row, count_rows
+        from target_app.models import Product
+
         good: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         for index, row in enumerate(rows):
@@ -103,8 +86,8 @@ class BatchedCopy:
             else:
                 session.execute(insert(Product), good)
             session.commit()
-        _count("ok", len(good))
-        _count("rejected", len(rejected))
+        count_rows("ok", len(good))
+        count_rows("rejected", len(rejected))
         return {"inserted": len(good), "rejected": rejected}
 
     @staticmethod
@@ -124,6 +107,8 @@ IMPORTED_SKU_PREFIX = "I"  # loadtests/workloads/imports.py; seeded SKUs start w
 
 def prepare(variant: Variant, database_url: str) -> None:
     """Start each variant from the seeded table: remove what earlier imports added."""
+    from target_app.models import Product
+
     engine = create_engine(database_url)
     try:
         with engine.begin() as conn:
@@ -134,7 +119,7 @@ def prepare(variant: Variant, database_url: str) -> None:
         engine.dispose()
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[ProductImporter, ImportParams] = Scenario(
     slug="row-by-row-insert",
     title="Bulk insert of 50k rows: one commit per row",
     seeds=(41,),

@@ -1,10 +1,10 @@
 """single-worker (seeds 3, 30): one uvicorn process on a machine with more cores.
 
-Not a seam in the code: the same app, started two ways. A deployment scenario's
-variants return a `Deployment`; the runner starts the app accordingly (`lab run
-single-worker` -> uvicorn, one process; `--fixed` -> gunicorn with one uvicorn
-worker per core). The toggle API refuses it: a running process cannot change
-how many of it there are.
+Not a seam in the code: the same app, started two ways. Its seam type is
+`Deployment` itself: a deployment scenario's variants return one, and the runner
+(not a route) starts the app accordingly (`lab run single-worker` -> uvicorn,
+one process; `--fixed` -> gunicorn with one uvicorn worker per core). The
+toggle API refuses it: a running process cannot change how many of it there are.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def OneWorkerPerCore(params: WorkerParams) -> Deployment:
     return Deployment(workers=params.workers)
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[Deployment, WorkerParams] = Scenario(
     slug="single-worker",
     title="Deployed with one uvicorn worker on a multi-core machine",
     seeds=(3, 30),

@@ -2,23 +2,33 @@
 
 Network condition (both variants): Toxiproxy's `slicer` on the Postgres link
 cuts the DB's answers into ~32-byte pieces, 0.5 ms apart, as a lossy or
-MTU-mismatched path does. Seam: the columns the product list fetches,
-`faults.pick("slicer")`, used by `GET /products`.
+MTU-mismatched path does. Seam: `ListQuery`, the columns the product list of
+`GET /products` fetches (`seams.pick(slicer.SCENARIO)`).
 """
 
 from __future__ import annotations
+
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, select
 
 from faults._contract import Scenario, Symptom, Toxic
-from target_app.models import Product
 
-__all__ = ["SCENARIO", "ListColumnsOnly", "SelectStar"]
+__all__ = ["SCENARIO", "ListColumnsOnly", "ListQuery", "SelectStar"]
+
+# Entities (faulty) or a row of columns (fixed): the route reads either.
+AnyRows = Select[*tuple[Any, ...]]
 
 
 class ListQueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ListQuery(Protocol):
+    """The seam: the SELECT of a product list page, before its filter, order and limit."""
+
+    def query(self) -> AnyRows: ...
 
 
 # --- faulty -----------------------------------------------------------------
@@ -30,7 +40,10 @@ class SelectStar:
     def __init__(self, params: ListQueryParams) -> None:
         pass
 
-    def query(self) -> Select:
+    def query(self) -> AnyRows:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.models import Product
+
         return select(Product)
 
 
@@ -43,13 +56,15 @@ class ListColumnsOnly:
     def __init__(self, params: ListQueryParams) -> None:
         pass
 
-    def query(self) -> Select:
+    def query(self) -> AnyRows:
+        from target_app.models import Product
+
         return select(
             Product.id, Product.sku, Product.name, Product.category, Product.price, Product.stock
         )
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[ListQuery, ListQueryParams] = Scenario(
     slug="slicer",
     title="A fragmenting network: big result sets pay per byte",
     seeds=(50,),

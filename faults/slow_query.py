@@ -6,24 +6,32 @@ lookup scans the table. Fixed: revision 0002
 (target_app/migrations/versions/0002_products_name_index.py) adds the index,
 shipped as an Alembic migration with its downgrade. The run brings the
 database to the variant's revision before the app starts (`prepare`).
+
+Seam: `ProductSearch`, the name lookup of `GET /products/search`
+(`seams.pick(slow_query.SCENARIO)`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faults._contract import Scenario, Symptom, Variant
-from target_app.models import Product
 
-__all__ = ["SCENARIO", "NameLookup", "WithIndex", "WithoutIndex"]
+__all__ = ["SCENARIO", "NameLookup", "ProductSearch", "WithIndex", "WithoutIndex"]
 
 
 class LookupParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ProductSearch(Protocol):
+    """The seam: the products whose name is exactly `name`, as the answer lists them."""
+
+    def find(self, session: Session, name: str) -> list[dict[str, Any]]: ...
 
 
 class NameLookup:
@@ -33,6 +41,9 @@ class NameLookup:
         pass
 
     def find(self, session: Session, name: str) -> list[dict[str, Any]]:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.models import Product
+
         rows = session.execute(
             select(Product.id, Product.sku, Product.name, Product.price).where(Product.name == name)
         )
@@ -72,7 +83,7 @@ def prepare(variant: Variant, database_url: str) -> None:
         command.upgrade(config, "head")
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[ProductSearch, LookupParams] = Scenario(
     slug="slow-query",
     title="Slow endpoint from a query on an unindexed column (fix: an Alembic migration)",
     seeds=(1, 10),

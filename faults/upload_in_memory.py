@@ -1,10 +1,11 @@
 """upload-in-memory (seeds 5, 28): a 500 MB upload read into memory before it is written.
 
-Seam: how `PUT /uploads/{name}` and `PATCH /uploads/{name}` take a request body,
-`faults.pick("upload-in-memory")`. Where files live and the bookkeeping of a
-resumable upload (`UploadStore`) are the same in both variants; what differs is
-whether the body passes through memory whole, and so when the size cap can act
-and what an interrupted upload leaves behind.
+Seam: `UploadReceiver`, how `PUT /uploads/{name}` and `PATCH /uploads/{name}`
+take a request body (`seams.pick(upload_in_memory.SCENARIO)`). Where files live
+and the bookkeeping of a resumable upload (`target_app.uploads.UploadStore`) are
+the same in both variants; what differs is whether the body passes through
+memory whole, and so when the size cap can act and what an interrupted upload
+leaves behind.
 
 The resumable protocol follows the core of tus (https://tus.io/protocols/resumable-upload):
 `POST /uploads` with `Upload-Length` creates an upload, `HEAD` answers its
@@ -14,35 +15,18 @@ there, 409 when the offset is not the server's.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
-import re
-import secrets
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, Protocol
 
-from anyio import CancelScope, to_thread
+from anyio import to_thread
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect, Request
 
 from faults._contract import Scenario, Symptom
 
-__all__ = [
-    "NAME_PATTERN",
-    "SCENARIO",
-    "BufferedUpload",
-    "StreamedUpload",
-    "UploadError",
-    "UploadParams",
-    "UploadStore",
-]
+if TYPE_CHECKING:
+    from target_app.uploads import Sink, UploadStore
 
-# A file name, never a path: no slash, no leading dot (the store's own files start with one).
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-_NAME = re.compile(NAME_PATTERN)
+__all__ = ["SCENARIO", "BufferedUpload", "StreamedUpload", "UploadParams", "UploadReceiver"]
 
 
 class UploadParams(BaseModel):
@@ -53,130 +37,12 @@ class UploadParams(BaseModel):
     )
 
 
-class UploadError(Exception):
-    """A refusal with its HTTP status: 404 unknown upload, 409 conflict, 413 too large."""
+class UploadReceiver(Protocol):
+    """The seam: takes a request's body into the store, whole (PUT) or appended (PATCH)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    async def put(self, request: Request, store: UploadStore, name: str) -> dict[str, Any]: ...
 
-
-def _too_large(limit: int) -> UploadError:
-    return UploadError(413, f"the upload is larger than the {limit:,} bytes allowed")
-
-
-class _Sink:
-    """Where received bytes go: a file, its running sha256 and size."""
-
-    def __init__(self, file: BinaryIO, size: int = 0) -> None:
-        self.file = file
-        self.size = size
-        self.digest = hashlib.sha256()
-
-    def write(self, data: bytes | bytearray) -> None:  # in a worker thread: disk I/O
-        self.file.write(data)
-        self.digest.update(data)
-        self.size += len(data)
-
-
-class UploadStore:
-    """Finished uploads in `root/<name>`; resumable ones in progress under `root/.partial/`.
-
-    All state is on disk (sizes, an exclusive lock per upload being appended
-    to), so that every worker of the app sees the same offsets.
-    """
-
-    def __init__(self, root: Path, max_bytes: int) -> None:
-        self.root = root
-        self.max_bytes = max_bytes
-        self.partial_dir = root / ".partial"
-        self.partial_dir.mkdir(parents=True, exist_ok=True)
-
-    def _check(self, name: str) -> str:
-        if not _NAME.match(name):
-            raise UploadError(404, f"no upload named {name!r}")
-        return name
-
-    def path(self, name: str) -> Path:
-        return self.root / self._check(name)
-
-    def _partial(self, name: str) -> Path:
-        return self.partial_dir / self._check(name)
-
-    def _length_file(self, name: str) -> Path:
-        return self.partial_dir / f"{self._check(name)}~length"  # "~" is never in a name
-
-    @contextlib.asynccontextmanager
-    async def replacing(self, name: str) -> AsyncIterator[_Sink]:
-        """A temporary file that becomes `name` atomically, or disappears on any error.
-
-        Both free a file's blocks (the one replaced, or the temporary one): 0.2 s
-        for 500 MB, so they run in a worker thread, off the event loop."""
-        final = self.path(name)
-        temp = self.partial_dir / f"{name}~{secrets.token_hex(6)}"
-        try:
-            with temp.open("wb") as file:
-                yield _Sink(file)
-            await to_thread.run_sync(temp.replace, final)
-        finally:
-            with CancelScope(shield=True):
-                await to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
-
-    def create(self, length: int) -> str:
-        """A new resumable upload of `length` bytes; its name, chosen by the server."""
-        if length > self.max_bytes:
-            raise _too_large(self.max_bytes)
-        name = secrets.token_hex(16)
-        self._length_file(name).write_text(str(length))
-        self._partial(name).touch()
-        return name
-
-    def status(self, name: str) -> tuple[int, int]:
-        """(offset, length): bytes on disk and bytes declared. A finished upload is complete."""
-        with contextlib.suppress(FileNotFoundError):
-            length = int(self._length_file(name).read_text())
-            return self._partial(name).stat().st_size, length
-        with contextlib.suppress(FileNotFoundError):
-            size = self.path(name).stat().st_size
-            return size, size
-        raise UploadError(404, f"no upload named {name!r}")
-
-    @contextlib.contextmanager
-    def appending(self, name: str, offset: int) -> Iterator[tuple[_Sink, int]]:
-        """The partial file opened at its end, locked against a concurrent PATCH, and
-        its declared length; 409 unless `offset` is where it ends. Complete: renamed."""
-        partial = self._partial(name)
-        try:
-            length = int(self._length_file(name).read_text())
-            file = partial.open("r+b")
-        except FileNotFoundError:
-            raise UploadError(404, f"no upload in progress named {name!r}") from None
-        with file:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UploadError(409, "another PATCH is writing this upload") from None
-            size = file.seek(0, os.SEEK_END)
-            if offset != size:
-                raise UploadError(409, f"Upload-Offset is {offset}, the upload is at {size}")
-            sink = _Sink(file, size)
-            try:
-                yield sink, length
-            except UploadError:
-                file.truncate(offset)  # a refused PATCH leaves nothing of itself
-                raise
-            file.flush()
-            if sink.size == length:
-                partial.replace(self.path(name))
-                self._length_file(name).unlink()
-
-    def delete(self, name: str) -> bool:
-        found = False
-        for path in (self.path(name), self._partial(name), self._length_file(name)):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                found = True
-        return found
+    async def append(self, request: Request, store: UploadStore, name: str, offset: int) -> int: ...
 
 
 def _declared_length(request: Request) -> int | None:
@@ -196,18 +62,23 @@ class BufferedUpload:
         del params  # nothing to tune: the body is one block
 
     async def put(self, request: Request, store: UploadStore, name: str) -> dict[str, Any]:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.uploads import too_large
+
         data = await request.body()
         if len(data) > store.max_bytes:
-            raise _too_large(store.max_bytes)
+            raise too_large(store.max_bytes)
         async with store.replacing(name) as sink:
             await to_thread.run_sync(sink.write, data)
         return {"name": name, "size": sink.size, "sha256": sink.digest.hexdigest()}
 
     async def append(self, request: Request, store: UploadStore, name: str, offset: int) -> int:
+        from target_app.uploads import too_large
+
         data = await request.body()
         with store.appending(name, offset) as (sink, length):
             if offset + len(data) > length:
-                raise _too_large(length)
+                raise too_large(length)
             await to_thread.run_sync(sink.write, data)
         return sink.size
 
@@ -225,9 +96,11 @@ class StreamedUpload:
         self.write_bytes = params.write_kb * 1024
 
     async def put(self, request: Request, store: UploadStore, name: str) -> dict[str, Any]:
+        from target_app.uploads import too_large
+
         declared = _declared_length(request)
         if declared is not None and declared > store.max_bytes:
-            raise _too_large(store.max_bytes)
+            raise too_large(store.max_bytes)
         async with store.replacing(name) as sink:
             await self._pump(request, sink, store.max_bytes)
         return {"name": name, "size": sink.size, "sha256": sink.digest.hexdigest()}
@@ -237,12 +110,14 @@ class StreamedUpload:
             await self._pump(request, sink, length)
         return sink.size
 
-    async def _pump(self, request: Request, sink: _Sink, limit: int) -> None:
+    async def _pump(self, request: Request, sink: Sink, limit: int) -> None:
+        from target_app.uploads import too_large
+
         block = bytearray()
         try:
             async for chunk in request.stream():
                 if sink.size + len(block) + len(chunk) > limit:
-                    raise _too_large(limit)
+                    raise too_large(limit)
                 block += chunk
                 if len(block) >= self.write_bytes:
                     await to_thread.run_sync(sink.write, block)
@@ -253,7 +128,7 @@ class StreamedUpload:
         await to_thread.run_sync(sink.write, block)
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[UploadReceiver, UploadParams] = Scenario(
     slug="upload-in-memory",
     title="A 500 MB upload read into memory before it reaches the disk",
     seeds=(5, 28),

@@ -2,8 +2,8 @@
 
 Network condition (both variants): a `reset_peer` toxic with toxicity 0.3 on
 the upstream link, so about 30% of calls have their connection reset.
-Seam: the retry policy around every upstream call,
-`faults.pick("upstream-flaky")`, used by `POST /orders/{order_id}/pay`.
+Seam: the retry policy around every upstream call, a `CallPolicy`
+(target_app/clients/upstream.py), used by `POST /orders/{order_id}/pay`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Scenario, Symptom, Toxic
-from target_app import metrics
-from target_app.clients.upstream import UpstreamError, UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from target_app.clients.upstream import CallPolicy
 
 __all__ = ["SCENARIO", "CircuitBreaker", "OneShotPolicy", "RetryParams", "RetryWithBreakerPolicy"]
 
@@ -78,6 +79,9 @@ class CircuitBreaker:
         self._publish(0)
 
     def _publish(self, state: int) -> None:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app import metrics
+
         metrics.CIRCUIT_BREAKER_STATE.labels(self.dependency).set(state)
 
     def allow(self) -> bool:
@@ -124,6 +128,8 @@ class RetryWithBreakerPolicy:
         return self.breakers[dependency]
 
     async def call(self, dependency: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        from target_app.clients.upstream import UpstreamError, UpstreamUnavailable
+
         breaker = self._breaker(dependency)
         p = self.params
         for number in range(1, p.max_attempts + 1):
@@ -143,7 +149,7 @@ class RetryWithBreakerPolicy:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[CallPolicy, RetryParams] = Scenario(
     slug="upstream-flaky",
     title="The payment API fails often (no retry, or a naive retry storm)",
     seeds=(15,),

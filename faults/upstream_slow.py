@@ -1,20 +1,22 @@
 """upstream-slow (seed 6): the API must answer in 2 s, the payment provider takes 6 s.
 
 Network condition (both variants): a 6 s latency toxic on the upstream link.
-Seam: the deadline policy around every upstream call,
-`faults.pick("upstream-slow")`, used by `POST /orders/{order_id}/pay`.
+Seam: the deadline policy around every upstream call, a `CallPolicy`
+(target_app/clients/upstream.py), used by `POST /orders/{order_id}/pay`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Scenario, Symptom, Toxic
-from target_app.clients.upstream import UpstreamUnavailable
+
+if TYPE_CHECKING:
+    from target_app.clients.upstream import CallPolicy
 
 __all__ = ["SCENARIO", "DeadlineParams", "DeadlinePolicy", "WaitForeverPolicy"]
 
@@ -52,6 +54,9 @@ class DeadlinePolicy:
         self.deadline = params.deadline_seconds
 
     async def call(self, dependency: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.clients.upstream import UpstreamUnavailable
+
         try:
             async with asyncio.timeout(self.deadline):
                 return await attempt()
@@ -61,7 +66,7 @@ class DeadlinePolicy:
             ) from None
 
 
-SCENARIO = Scenario(
+SCENARIO: Scenario[CallPolicy, DeadlineParams] = Scenario(
     slug="upstream-slow",
     title="API must answer in 2 s, the external API takes 6 s (no timeout)",
     seeds=(6,),

@@ -4,155 +4,67 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
-from numpy.typing import NDArray
+
+from faults.symptom import finite
 
 from .evidence import Evidence, load_evidence
+from .metrics import COMPARED_METRICS, METRICS, Better, Group, Metric
 from .plots import compare_plots
 from .render import fmt, plot_entries, symptom_verdict, write_pair
-from .series import (
-    LAG_METRIC,
-    SERVER_DURATION_METRIC,
-    cpu_per_request_samples,
-    interval_quantiles,
-    per_second,
-    rss_fit,
-)
+from .samples import Samples, SlopeSamples
 from .stats import block_bootstrap_ci, block_bootstrap_slope_diff
 from .summary import load_or_build_summary
 
-__all__ = ["COMPARED_METRICS", "compare", "compare_runs", "symptom_headline"]
+__all__ = ["compare", "compare_runs", "symptom_headline"]
 
 MIN_SAMPLES = 3
 MIN_SLOPE_POINTS = 4
 
-Statistic = Callable[[NDArray[np.float64]], float]
 
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    label: str
-    higher_is_better: bool = False
-
-
-COMPARED_METRICS: list[MetricSpec] = [
-    MetricSpec("rps", "throughput (req/s)", higher_is_better=True),
-    MetricSpec("p50_ms", "p50 response time (ms)"),
-    MetricSpec("p95_ms", "p95 response time (ms)"),
-    MetricSpec("p99_ms", "p99 response time (ms)"),
-    MetricSpec("error_rate", "error rate"),
-    MetricSpec("rss_slope_mb_per_10k_requests", "RSS slope (MB / 10k requests)"),
-    MetricSpec("rss_end_mb", "RSS at end (MB)"),
-    MetricSpec("event_loop_lag_p99_ms", "event-loop lag p99 (ms)"),
-    MetricSpec("server_p95_ms", "server-side p95 (ms)"),
-    MetricSpec("app_cpu_ms_per_request", "app CPU per request (ms)"),
-    # Where the time goes (no per-second series: reported, not bootstrapped).
-    MetricSpec("db_time_share", "share of request time in the DB"),
-    MetricSpec("db_queries_per_request", "DB queries per request"),
-    MetricSpec("upstream_calls_per_request", "upstream calls per request"),
-    MetricSpec("unhandled_error_rate", "unhandled 500s / responses"),
-]
-
-
-def _mean(x: NDArray[np.float64]) -> float:
-    return float(np.mean(x))
-
-
-def _median(x: NDArray[np.float64]) -> float:
-    return float(np.median(x))
-
-
-def _ratio_of_sums(x: NDArray[np.float64]) -> float:
-    """Rows (denominator, numerator): sum(numerator) / sum(denominator)."""
-    den = float(x[:, 0].sum())
-    return float(x[:, 1].sum()) / den if den > 0 else math.nan
-
-
-def _cpu_ms_per_request(x: NDArray[np.float64]) -> float:
-    """Rows (cpu_seconds, requests): total CPU ms per request."""
-    den = float(x[:, 1].sum())
-    return 1000.0 * float(x[:, 0].sum()) / den if den > 0 else math.nan
-
-
-def _finite(values: Any) -> NDArray[np.float64]:
-    arr = np.asarray(values, dtype=float)
-    return arr[np.isfinite(arr)]
-
-
-def _samples(ev: Evidence) -> dict[str, tuple[NDArray[np.float64], Statistic]]:
-    """Per-second samples of each metric that has them, with the statistic to compare."""
-    out: dict[str, tuple[NDArray[np.float64], Statistic]] = {}
-    ps = per_second(ev)
-    if ps is not None:
-        out["rps"] = (_finite(ps["rps"]), _mean)
-        for col in ("p50", "p95", "p99"):
-            out[f"{col}_ms"] = (_finite(ps[col]), _median)
-        rows = ps[["requests", "failures"]].to_numpy(dtype=float)
-        rows = rows[np.isfinite(rows).all(axis=1) & (rows >= 0).all(axis=1)]
-        out["error_rate"] = (rows, _ratio_of_sums)
-    lag = interval_quantiles(ev, LAG_METRIC, 0.99)
-    if lag is not None:
-        out["event_loop_lag_p99_ms"] = (_finite(lag["value"] * 1000), _median)
-    server = interval_quantiles(ev, SERVER_DURATION_METRIC, 0.95, exclude_route="/metrics")
-    if server is not None:
-        out["server_p95_ms"] = (_finite(server["value"] * 1000), _median)
-    cpu = cpu_per_request_samples(ev)
-    if cpu is not None:
-        out["app_cpu_ms_per_request"] = (cpu, _cpu_ms_per_request)
-    return out
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None
-
-
-def _better(spec: MetricSpec, before: float | None, after: float | None) -> str | None:
-    if before is None or after is None or before == after:
+def _better(spec: Metric, before: float | None, after: float | None) -> str | None:
+    if spec.better is None or before is None or after is None or before == after:
         return None
     after_higher = after > before
-    return "after" if after_higher == spec.higher_is_better else "before"
+    return "after" if after_higher == (spec.better == "higher") else "before"
 
 
-def _slope_row(row: dict[str, Any], ev_a: Evidence, ev_b: Evidence, n_boot: int, seed: int) -> None:
-    fa, fb = rss_fit(ev_a), rss_fit(ev_b)
-    if fa is None or fb is None:
-        return
-    pa, pb = fa.fitted, fb.fitted
-    if len(pa) < MIN_SLOPE_POINTS or len(pb) < MIN_SLOPE_POINTS:
-        return
-    try:
-        res = block_bootstrap_slope_diff(
-            pa["requests"], pa["rss_mb"], pb["requests"], pb["rss_mb"], n_boot=n_boot, seed=seed
-        )
-    except ValueError:
-        return
-    low, high = res.diff_low * 10_000, res.diff_high * 10_000
-    if math.isfinite(low) and math.isfinite(high):
-        row.update(ci_low=low, ci_high=high, significant=res.significant)
-
-
-def _ratio_row(
+def _slope_row(
     row: dict[str, Any],
-    a: tuple[NDArray[np.float64], Statistic] | None,
-    b: tuple[NDArray[np.float64], Statistic] | None,
+    samples: SlopeSamples,
+    ev_a: Evidence,
+    ev_b: Evidence,
     n_boot: int,
     seed: int,
 ) -> None:
-    if a is None or b is None or a[0].shape[0] < MIN_SAMPLES or b[0].shape[0] < MIN_SAMPLES:
+    pa, pb = samples.of(ev_a), samples.of(ev_b)
+    if pa is None or pb is None:
         return
-    _, low, high = block_bootstrap_ci(a[0], b[0], a[1], n_boot=n_boot, seed=seed)
+    if len(pa[0]) < MIN_SLOPE_POINTS or len(pb[0]) < MIN_SLOPE_POINTS:
+        return
+    try:
+        res = block_bootstrap_slope_diff(*pa, *pb, n_boot=n_boot, seed=seed)
+    except ValueError:
+        return
+    low, high = res.diff_low * samples.scale, res.diff_high * samples.scale
     if math.isfinite(low) and math.isfinite(high):
-        row.update(ci_low=low, ci_high=high, significant=bool(low > 1 or high < 1))
+        row.update(ci_low=low, ci_high=high, significant=res.significant, ci_kind="difference")
+
+
+def _ratio_row(
+    row: dict[str, Any], samples: Samples, ev_a: Evidence, ev_b: Evidence, n_boot: int, seed: int
+) -> None:
+    a, b = samples.of(ev_a), samples.of(ev_b)
+    if a is None or b is None or a.shape[0] < MIN_SAMPLES or b.shape[0] < MIN_SAMPLES:
+        return
+    _, low, high = block_bootstrap_ci(a, b, samples.statistic, n_boot=n_boot, seed=seed)
+    if math.isfinite(low) and math.isfinite(high):
+        row.update(ci_low=low, ci_high=high, significant=bool(low > 1 or high < 1), ci_kind="ratio")
 
 
 def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
@@ -163,45 +75,44 @@ def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0)
     )
 
 
-def _symptom_specs(summary: Mapping[str, Any]) -> list[MetricSpec]:
-    """The scenario's own symptom metric, when the fixed list does not have it
+def _symptom_specs(summary: Mapping[str, Any]) -> list[Metric]:
+    """The scenario's own symptom metric, when the compared ones do not have it
     (peak RSS growth, cores used, rows per second...): the number the fix is about."""
     symptom = summary.get("symptom") or {}
     name, op = symptom.get("name"), symptom.get("op")
     # A route's number ("p50_ms of /x / ...") is no summary field of its own.
-    if not isinstance(name, str) or name not in summary:
+    metric = METRICS.get(name) if isinstance(name, str) else None
+    if metric is None or Group.COMPARED in metric.groups:
         return []
-    if name in {spec.name for spec in COMPARED_METRICS}:
-        return []
-    return [MetricSpec(name, f"{name} (the symptom)", higher_is_better=op in ("<", "<="))]
+    # The symptom's operator says which way is sick for this scenario; the label says
+    # which row it is (its unit, if any, is in the label it gets).
+    better: Better = "higher" if op in ("<", "<=") else "lower"
+    return [replace(metric, label=f"{name} (the symptom)", unit="", better=better)]
 
 
 def _compare(
     run_a: Path, run_b: Path, ev_a: Evidence, ev_b: Evidence, *, n_boot: int, seed: int
 ) -> dict[str, Any]:
     before, after = load_or_build_summary(run_a), load_or_build_summary(run_b)
-    samples_a, samples_b = _samples(ev_a), _samples(ev_b)
     metrics: list[dict[str, Any]] = []
     for i, spec in enumerate([*COMPARED_METRICS, *_symptom_specs(before)]):
-        b, a = _num(before.get(spec.name)), _num(after.get(spec.name))
+        b, a = finite(before.get(spec.name)), finite(after.get(spec.name))
         row: dict[str, Any] = {
             "name": spec.name,
-            "label": spec.label,
+            "label": spec.title,
             "before": b,
             "after": a,
-            "ratio": _num(a / b) if a is not None and b not in (None, 0.0) else None,
+            "ratio": finite(a / b) if a is not None and b not in (None, 0.0) else None,
             "ci_low": None,
             "ci_high": None,
             "ci_kind": None,
             "significant": None,
             "better": _better(spec, b, a),
         }
-        if spec.name == "rss_slope_mb_per_10k_requests":
-            _slope_row(row, ev_a, ev_b, n_boot, seed + i)
-            row["ci_kind"] = "difference" if row["ci_low"] is not None else None
-        else:
-            _ratio_row(row, samples_a.get(spec.name), samples_b.get(spec.name), n_boot, seed + i)
-            row["ci_kind"] = "ratio" if row["ci_low"] is not None else None
+        if isinstance(spec.samples, SlopeSamples):
+            _slope_row(row, spec.samples, ev_a, ev_b, n_boot, seed + i)
+        elif spec.samples is not None:
+            _ratio_row(row, spec.samples, ev_a, ev_b, n_boot, seed + i)
         metrics.append(row)
     return {
         "before": before,
@@ -264,7 +175,8 @@ def _ci_text(row: Mapping[str, Any]) -> str:
 def _table(metrics: list[dict[str, Any]]) -> list[dict[str, str]]:
     out = []
     for m in metrics:
-        pct = m["name"] == "error_rate"
+        metric = METRICS.get(m["name"])
+        pct = metric is not None and metric.unit == "%"
         sig = m["significant"]
         out.append(
             {

@@ -1,20 +1,26 @@
 """Load a run dir into pandas frames, tolerant of missing, empty or truncated files.
 
-Nothing here raises because a file is missing: what could not be read is recorded
-in `Evidence.notes` and the corresponding attribute is None.
+Nothing here raises because an evidence file is missing: what could not be read is
+recorded in `Evidence.notes` and the corresponding attribute is None. Only meta.json
+must be there, in a format this code reads (reports/formats.py).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
+from numpy.typing import ArrayLike
+
+from .formats import read_meta
 
 __all__ = [
     "HISTORY_PERCENTILES",
@@ -26,6 +32,7 @@ __all__ = [
     "counter_increase",
     "counter_total",
     "evidence_files",
+    "exact_quantiles",
     "gauge",
     "load_evidence",
     "parse_time",
@@ -282,16 +289,13 @@ def _load_requests(ev: Evidence) -> None:
 
 
 def load_evidence(run_dir: Path) -> Evidence:
-    """Read a run dir. Never raises for missing or malformed files."""
+    """Read a run dir. Never raises for missing or malformed evidence files.
+
+    Raises UnusableRunDir when meta.json is missing, unreadable or in a format
+    this code does not know: then nothing says what the other files mean.
+    """
     run_dir = Path(run_dir)
-    ev = Evidence(run_dir=run_dir)
-    if not run_dir.is_dir():
-        ev.notes.append(f"run dir {run_dir} does not exist")
-        return ev
-    meta = _read_json(run_dir / "meta.json", ev.notes)
-    if meta is None:
-        ev.notes.append("meta.json is missing or unreadable")
-    ev.meta = meta or {}
+    ev = Evidence(run_dir=run_dir, meta=read_meta(run_dir))
     status = ev.meta.get("status")
     if status not in (None, "completed"):
         ev.notes.append(f"run status is {status!r}: the run did not complete normally")
@@ -309,6 +313,17 @@ def load_evidence(run_dir: Path) -> Evidence:
     _resolve_window(ev)
     ev.files = evidence_files(run_dir)
     return ev
+
+
+def exact_quantiles(values: ArrayLike, shares: Sequence[float]) -> list[float]:
+    """The response time under which each share of the requests falls, from every request.
+
+    Locust's definition (the smallest value at or above which that share falls:
+    numpy's `inverted_cdf`), without its rounding; one definition for the
+    summary's percentiles and the comparison's CDF, so the two always agree.
+    """
+    found = np.quantile(np.asarray(values, dtype=float), list(shares), method="inverted_cdf")
+    return [float(v) for v in found]
 
 
 # --- metrics.csv helpers -------------------------------------------------------------------

@@ -19,7 +19,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from .evidence import PERCENTILE_COLUMNS, Evidence, counter_total
+from faults.symptom import finite
+
+from .evidence import PERCENTILE_COLUMNS, Evidence, counter_total, exact_quantiles
+from .metrics import BAR_METRICS
 from .series import (
     LAG_METRIC,
     cpu_percent,
@@ -621,10 +624,9 @@ _CDF_LEVELS = (*range(0, 100), 99.5, 99.9, 100)
 def _percentile_curve(ev: Evidence) -> tuple[list[float], list[float]] | None:
     """(ms, percentile) points: exact from requests.csv, else Locust's rounded columns."""
     if ev.requests is not None:
-        values = ev.requests["ms"].to_numpy()
         levels = list(map(float, _CDF_LEVELS))
-        ms = np.percentile(values, levels, method="inverted_cdf")
-        return [max(float(x), 0.01) for x in ms], levels
+        ms = exact_quantiles(ev.requests["ms"], [level / 100 for level in levels])
+        return [max(x, 0.01) for x in ms], levels
     agg = ev.aggregated
     if agg is None:
         return None
@@ -671,31 +673,13 @@ def plot_latency_cdf(before: Evidence, after: Evidence, plots_dir: Path) -> Path
     return _save(fig, plots_dir, "latency_cdf.png")
 
 
-_BAR_METRICS = [
-    ("rps", "requests/s"),
-    ("p95_ms", "p95 (ms)"),
-    ("p99_ms", "p99 (ms)"),
-    ("error_rate", "error rate"),
-    ("rss_slope_mb_per_10k_requests", "RSS slope (MB/10k req)"),
-    ("rss_end_mb", "RSS end (MB)"),
-    ("event_loop_lag_p99_ms", "loop lag p99 (ms)"),
-    ("app_cpu_ms_per_request", "app CPU (ms/req)"),
-]
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def plot_metric_bars(
     before: Mapping[str, Any], after: Mapping[str, Any], plots_dir: Path
 ) -> Path | None:
     """One small bar chart per key metric, before vs after."""
     items = [
-        (key, label, _finite(before.get(key)), _finite(after.get(key)))
-        for key, label in _BAR_METRICS
+        (m.name, m.short or m.title, finite(before.get(m.name)), finite(after.get(m.name)))
+        for m in BAR_METRICS
     ]
     items = [it for it in items if it[2] is not None or it[3] is not None]
     if not items:

@@ -12,8 +12,9 @@ from typing import Any
 import jinja2
 import orjson
 
+from .metrics import KEY_METRICS, Group
+
 __all__ = [
-    "KEY_ROWS",
     "fmt",
     "key_rows",
     "meta_sections",
@@ -24,42 +25,6 @@ __all__ = [
 ]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-
-# (summary field, label, unit) of the key numbers table.
-KEY_ROWS: list[tuple[str, str, str]] = [
-    ("duration_s", "load duration", "s"),
-    ("requests", "requests", ""),
-    ("failures", "failures", ""),
-    ("error_rate", "error rate", "%"),
-    ("rps", "throughput", "req/s"),
-    ("p50_ms", "p50 response time (Locust)", "ms"),
-    ("p95_ms", "p95 response time (Locust)", "ms"),
-    ("p99_ms", "p99 response time (Locust)", "ms"),
-    ("max_ms", "max response time (Locust)", "ms"),
-    ("server_p95_ms", "p95 server-side duration", "ms"),
-    ("event_loop_lag_p99_ms", "event-loop lag p99", "ms"),
-    ("rss_start_mb", "app RSS at start", "MB"),
-    ("rss_end_mb", "app RSS at end", "MB"),
-    ("rss_peak_mb", "app RSS peak", "MB"),
-    ("peak_rss_mb", "largest app process's peak RSS (kernel high-water mark)", "MB"),
-    ("peak_rss_growth_mb", "rise of that peak under load", "MB"),
-    ("rss_slope_mb_per_10k_requests", "RSS slope (after warm-up)", "MB / 10k requests"),
-    ("app_cpu_seconds", "app CPU time", "s"),
-    ("locust_cpu_seconds", "Locust CPU time", "s"),
-    ("app_cpu_ms_per_request", "app CPU per request", "ms"),
-    ("app_cpu_cores", "cores the app kept busy (mean)", ""),
-    ("db_time_share", "share of request time in the DB", ""),
-    ("db_queries_per_request", "DB queries per request", ""),
-    ("upstream_calls_per_request", "upstream calls per request", ""),
-    ("etl_jobs_completed", "ETL jobs completed", ""),
-    ("etl_rows_extracted", "ETL rows read from the source", "rows"),
-    ("etl_rows_loaded", "ETL rows committed to the target", "rows"),
-    ("etl_duplicate_rows", "rows the ETL jobs' targets hold twice", "rows"),
-]
-# Rows shown only when the run measured them (a scenario's own numbers).
-_ONLY_WHEN_MEASURED = frozenset(
-    {"etl_jobs_completed", "etl_rows_extracted", "etl_rows_loaded", "etl_duplicate_rows"}
-)
 
 
 def fmt(value: Any, percent: bool = False) -> str:
@@ -117,13 +82,12 @@ def symptom_verdict(symptom: Mapping[str, Any] | None) -> tuple[str, str]:
 
 def key_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = []
-    for key, label, unit in KEY_ROWS:
-        value = summary.get(key)
-        if value is None and key in _ONLY_WHEN_MEASURED:
+    for m in KEY_METRICS:
+        value = summary.get(m.name)
+        if value is None and Group.KEY_WHEN_MEASURED in m.groups:
             continue
-        rows.append(
-            {"key": key, "label": label, "value": fmt(value, percent=unit == "%"), "unit": unit}
-        )
+        shown = fmt(value, percent=m.unit == "%")
+        rows.append({"key": m.name, "label": m.label, "value": shown, "unit": m.unit})
     return rows
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from .evidence import Evidence, load_evidence
 from .plots import RUN_PLOTS
 from .render import fmt, key_rows, meta_sections, plot_entries, symptom_verdict, write_pair
-from .summary import summarize_evidence, write_summary
+from .summary import SummaryFile, summarize_evidence
 
 __all__ = ["RUN_PLOTS", "build_report", "human_size", "profile_context"]
 
@@ -83,14 +83,16 @@ def _make_plots(ev: Evidence, plots_dir: Path, notes: list[str]) -> list[Path]:
 def build_report(run_dir: Path) -> Path:
     """Write summary.json, plots/*.png, report.md and report.html into the run dir.
 
-    Works on partial run dirs; returns the path of report.html.
+    Works on partial run dirs; returns the path of report.html. Raises
+    UnusableRunDir (a ReportError) when meta.json is missing or in a format this
+    code does not read: its message is one sentence for the user.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run dir {run_dir} does not exist")
     ev = load_evidence(run_dir)
     summary = summarize_evidence(ev)
-    write_summary(run_dir, summary)
+    SummaryFile(run_dir).write(summary)
     plot_notes: list[str] = []
     plots = _make_plots(ev, run_dir / "plots", plot_notes)
     # Rendered from Prometheus by the lab when Prometheus ran (`lab dashboard

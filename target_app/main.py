@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 import faults
-from faults.upload_in_memory import UploadStore
 from target_app import metrics
 from target_app.api.errors import install_error_handlers
 from target_app.api.routes import (
@@ -38,6 +37,7 @@ from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
 from target_app.observability import MetricsMiddleware, configure_logging, running_lag_monitor
 from target_app.settings import Settings, get_settings
+from target_app.uploads import UploadStore
 
 __all__ = ["create_app"]
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = faults.ToggleStore(settings.lab_state_file)
     # In production the toggle store is never read: no file, however edited,
     # can switch a faulty variant on.
-    runtime = faults.configure(
+    runtime = faults.FaultRuntime(
         store, seams=settings.lab_instrumentation and not settings.is_production
     )
     for slug in settings.faults:  # FAULTS=... at start-up; validated by get()
@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings)
     # Built once: its constructor creates the upload directories.
     app.state.uploads = UploadStore(settings.upload_dir, settings.upload_max_bytes)
-    app.state.faults = runtime
+    app.state.seams = runtime
     app.state.upstream = None
     app.state.redis = None
 

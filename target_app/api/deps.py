@@ -19,11 +19,12 @@ from target_app.settings import Settings
 __all__ = [
     "AdminDep",
     "DbSession",
-    "FaultsDep",
     "RedisDep",
+    "SeamsDep",
     "SettingsDep",
     "ToggleAllowedDep",
     "UpstreamDep",
+    "seams_of",
 ]
 
 
@@ -59,8 +60,14 @@ async def _session(request: Request) -> AsyncIterator[Session]:
                 await anyio.to_thread.run_sync(session.close, limiter=database.closers)
 
 
-def _faults(request: Request) -> FaultRuntime:
-    runtime: FaultRuntime = request.app.state.faults
+def seams_of(request: Request) -> FaultRuntime:
+    """The app's one way to a seam: `seams_of(request).pick(<module>.SCENARIO)`.
+
+    Routes take it as `SeamsDep`; code that is not a route (an exception
+    handler) calls this. `pick` returns the seam's interface type, so mypy
+    checks the route's use of it against both variants.
+    """
+    runtime: FaultRuntime = request.app.state.seams
     return runtime
 
 
@@ -89,7 +96,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 UpstreamDep = Annotated[UpstreamClient, Depends(_upstream)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 DbSession = Annotated[Session, Depends(_session)]
-FaultsDep = Annotated[FaultRuntime, Depends(_faults)]
+SeamsDep = Annotated[FaultRuntime, Depends(seams_of)]
 
 
 def _require_admin(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.exc import OperationalError
 
-from faults.db_down import LetItCrash
+from faults import db_down
+from target_app.api.deps import seams_of
 
 __all__ = ["install_error_handlers"]
 
@@ -14,8 +15,7 @@ __all__ = ["install_error_handlers"]
 async def _database_unreachable(request: Request, exc: Exception) -> Response:
     """The db-down seam decides: a deliberate 503, or the exception goes on to a 500."""
     assert isinstance(exc, OperationalError)
-    policy: LetItCrash = request.app.state.faults.pick("db-down")
-    response: JSONResponse | None = policy.respond(exc)
+    response = seams_of(request).pick(db_down.SCENARIO).respond(exc)
     if response is None:
         raise exc
     return response

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from faults.offset_pagination import BadCursor, Cursors, KeysetPages, OffsetPages, PagesParams
+from faults.offset_pagination import KeysetPages, OffsetPages, PagesParams
+from target_app.cursors import BadCursor, Cursors
 
 pytestmark = pytest.mark.unit
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 import faults
+from faults import memory_leak
 from faults.memory_leak import BoundedTTLPageCache, PageCacheParams, UnboundedPageCache
 
 pytestmark = pytest.mark.unit
@@ -68,32 +69,32 @@ def test_bad_params_are_refused_with_the_accepted_ranges() -> None:
 def test_runtime_picks_variant_from_the_toggle_store(tmp_path) -> None:
     store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
     runtime = faults.FaultRuntime(store)
-    assert isinstance(runtime.pick("memory-leak"), BoundedTTLPageCache)
+    assert isinstance(runtime.pick(memory_leak.SCENARIO), BoundedTTLPageCache)
     store.enable("memory-leak", {"related": 3})
-    picked = runtime.pick("memory-leak")
+    picked = runtime.pick(memory_leak.SCENARIO)
     assert isinstance(picked, UnboundedPageCache)
     assert picked.related == 3
-    assert runtime.pick("memory-leak") is picked  # built once per worker, then kept
+    assert runtime.pick(memory_leak.SCENARIO) is picked  # built once per worker, then kept
     store.reset()
-    assert isinstance(runtime.pick("memory-leak"), BoundedTTLPageCache)
+    assert isinstance(runtime.pick(memory_leak.SCENARIO), BoundedTTLPageCache)
 
 
 def test_switching_another_fault_keeps_a_seams_built_object(tmp_path) -> None:
     store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
     runtime = faults.FaultRuntime(store)
     store.enable("memory-leak", {"related": 3})
-    leaking = runtime.pick("memory-leak")
+    leaking = runtime.pick(memory_leak.SCENARIO)
     store.enable("cpu-bound", {})  # the file changes, memory-leak's entry does not
-    assert runtime.pick("memory-leak") is leaking
+    assert runtime.pick(memory_leak.SCENARIO) is leaking
     store.enable("memory-leak", {"related": 4})
-    assert runtime.pick("memory-leak") is not leaking
+    assert runtime.pick(memory_leak.SCENARIO) is not leaking
 
 
 def test_seams_off_always_serve_the_fixed_variant(tmp_path) -> None:
     store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
     store.enable("memory-leak", {})
     assert isinstance(
-        faults.FaultRuntime(store, seams=False).pick("memory-leak"), BoundedTTLPageCache
+        faults.FaultRuntime(store, seams=False).pick(memory_leak.SCENARIO), BoundedTTLPageCache
     )
 
 

@@ -412,7 +412,7 @@ def test_compare_adds_the_scenarios_own_symptom_metric() -> None:
 
     cores = {"symptom": {"name": "app_cpu_cores", "op": "<"}, "app_cpu_cores": 1.0}
     (spec,) = _symptom_specs(cores)
-    assert spec.name == "app_cpu_cores" and spec.higher_is_better  # "<": smaller is sicker
+    assert spec.name == "app_cpu_cores" and spec.better == "higher"  # "<": smaller is sicker
     listed = {"symptom": {"name": "p95_ms", "op": ">"}, "p95_ms": 3.0}
     assert _symptom_specs(listed) == []  # already compared
     route = {"symptom": {"name": "p50_ms of /a / p50_ms of /b", "op": ">="}}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from faults.upload_in_memory import UploadError, UploadStore
+from target_app.uploads import UploadError, UploadStore
 
 pytestmark = pytest.mark.unit
 

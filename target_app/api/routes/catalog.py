@@ -7,9 +7,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
-from faults.no_cache import AlwaysRecompute
-from faults.redis_timeout import TrustingCache
-from target_app.api.deps import FaultsDep, RedisDep
+from faults import no_cache, redis_timeout
+from target_app.api.deps import RedisDep, SeamsDep
 from target_app.db import Database
 from target_app.models import OrderItem, Product
 
@@ -34,9 +33,9 @@ def _stats(database: Database) -> bytes:
 
 
 @router.get("/stats")
-async def catalog_stats(request: Request, redis: RedisDep, faults: FaultsDep) -> Response:
+async def catalog_stats(request: Request, redis: RedisDep, seams: SeamsDep) -> Response:
     """Per-category counts, prices and stock; cache-aside in Redis (the redis-timeout seam)."""
-    cache: TrustingCache = faults.pick("redis-timeout")
+    cache = seams.pick(redis_timeout.SCENARIO)
     database: Database = request.app.state.db
     body = await cache.get_or_compute(
         redis, "catalog:stats:v1", lambda: run_in_threadpool(_stats, database)
@@ -64,9 +63,9 @@ def _bestsellers(database: Database) -> bytes:
 
 
 @router.get("/bestsellers")
-async def bestsellers(request: Request, faults: FaultsDep) -> Response:
+async def bestsellers(request: Request, seams: SeamsDep) -> Response:
     """The top 50 products by decayed sales (the no-cache seam)."""
-    cache: AlwaysRecompute = faults.pick("no-cache")
+    cache = seams.pick(no_cache.SCENARIO)
     database: Database = request.app.state.db
     body = await cache.get(
         request.app.state.redis, lambda: run_in_threadpool(_bestsellers, database)

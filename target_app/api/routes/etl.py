@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from faults.etl_in_memory import Etl, run_job
-from target_app.api.deps import DbSession, FaultsDep
+from faults import etl_in_memory
+from target_app.api.deps import DbSession, SeamsDep
+from target_app.etl import run_job
 
 __all__ = ["router"]
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/etl", tags=["etl"])
 @router.post("/product-snapshots")
 def product_snapshots(
     session: DbSession,
-    faults: FaultsDep,
+    seams: SeamsDep,
     limit: Annotated[
         int | None, Query(ge=1, description="products to snapshot (all: none)")
     ] = None,
@@ -32,5 +33,5 @@ def product_snapshots(
     failure, then the answer says what each attempt did and what the target holds.
     A production API would hand the job to a queue and answer 202 with its id.
     """
-    etl: Etl = faults.pick("etl-in-memory")
+    etl = seams.pick(etl_in_memory.SCENARIO)
     return run_job(session, etl, limit=limit, fail_at=fail_at).as_dict()

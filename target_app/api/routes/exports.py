@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from faults.heavy_json import BufferedValidatedJson
-from target_app.api.deps import FaultsDep
+from faults import heavy_json
+from target_app.api.deps import SeamsDep
 
 __all__ = ["router"]
 
@@ -13,6 +13,6 @@ router = APIRouter(prefix="/export", tags=["exports"])
 
 
 @router.get("/orders", response_model=None)
-def export_orders(request: Request, faults: FaultsDep) -> Response:
-    renderer: BufferedValidatedJson = faults.pick("heavy-json")
+def export_orders(request: Request, seams: SeamsDep) -> Response:
+    renderer = seams.pick(heavy_json.SCENARIO)
     return renderer.render(request.headers.get("accept-encoding", ""))

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException, status
 
-from faults.row_by_row_insert import CommitPerRow, RowError
-from target_app.api.deps import DbSession, FaultsDep
+from faults import row_by_row_insert
+from target_app.api.deps import DbSession, SeamsDep
+from target_app.imports import RowError
 
 __all__ = ["router"]
 
@@ -17,11 +18,11 @@ router = APIRouter(prefix="/imports", tags=["imports"])
 @router.post("/products", status_code=status.HTTP_201_CREATED)
 def import_products(
     session: DbSession,
-    faults: FaultsDep,
+    seams: SeamsDep,
     rows: list[dict[str, Any]] = Body(..., max_length=100_000),  # noqa: B008
 ) -> dict[str, Any]:
     """Insert a batch of products; the answer lists the rows that were rejected and why."""
-    loader: CommitPerRow = faults.pick("row-by-row-insert")
+    loader = seams.pick(row_by_row_insert.SCENARIO)
     try:
         return loader.load(session, rows)
     except RowError as exc:

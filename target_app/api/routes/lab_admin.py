@@ -13,14 +13,14 @@ from typing import Any
 from fastapi import APIRouter, Body, HTTPException, status
 
 import faults
-from target_app.api.deps import AdminDep, FaultsDep, SettingsDep, ToggleAllowedDep
+from target_app.api.deps import AdminDep, SeamsDep, SettingsDep, ToggleAllowedDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/_lab", tags=["lab"], include_in_schema=False)
 
 
-def _scenario(slug: str) -> faults.Scenario:
+def _scenario(slug: str) -> faults.Scenario[Any, Any]:
     try:
         return faults.get(slug)
     except faults.UnknownScenario as exc:
@@ -30,8 +30,8 @@ def _scenario(slug: str) -> faults.Scenario:
         ) from None
 
 
-def _listing(runtime: faults.FaultRuntime) -> dict[str, Any]:
-    active = runtime.store.active() if runtime.store else {}
+def _listing(seams: faults.FaultRuntime) -> dict[str, Any]:
+    active = seams.store.active() if seams.store else {}
     return {
         "pid": os.getpid(),
         "faults": [
@@ -39,7 +39,7 @@ def _listing(runtime: faults.FaultRuntime) -> dict[str, Any]:
             | {
                 "active": scenario.slug in active,
                 "params_in_effect": active.get(scenario.slug, {}).get("params"),
-                "variant_here": runtime.variant(scenario.slug)[0],
+                "variant_here": seams.variant(scenario.slug)[0],
             }
             for scenario in faults.all_scenarios()
         ],
@@ -47,9 +47,9 @@ def _listing(runtime: faults.FaultRuntime) -> dict[str, Any]:
 
 
 @router.get("/faults")
-def list_faults(_: AdminDep, runtime: FaultsDep) -> dict[str, Any]:
+def list_faults(_: AdminDep, seams: SeamsDep) -> dict[str, Any]:
     """Every scenario, whether it is on, and what this worker serves right now."""
-    return _listing(runtime)
+    return _listing(seams)
 
 
 @router.put("/faults/{slug}")
@@ -57,7 +57,7 @@ def enable_fault(
     slug: str,
     _: AdminDep,
     __: ToggleAllowedDep,
-    runtime: FaultsDep,
+    seams: SeamsDep,
     params: dict[str, Any] | None = Body(default=None),  # noqa: B008
 ) -> dict[str, Any]:
     """Switch the faulty variant on, with parameters (JSON object; defaults if absent)."""
@@ -77,24 +77,22 @@ def enable_fault(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             {"message": str(exc), "errors": exc.errors, "valid": exc.valid},
         ) from None
-    assert runtime.store is not None
-    runtime.store.enable(slug, valid.model_dump(mode="json"))
+    assert seams.store is not None
+    seams.store.enable(slug, valid.model_dump(mode="json"))
     return {"slug": slug, "active": True, "params": valid.model_dump(mode="json")}
 
 
 @router.delete("/faults/{slug}")
-def disable_fault(
-    slug: str, _: AdminDep, __: ToggleAllowedDep, runtime: FaultsDep
-) -> dict[str, Any]:
+def disable_fault(slug: str, _: AdminDep, __: ToggleAllowedDep, seams: SeamsDep) -> dict[str, Any]:
     """Back to the fixed variant."""
     _scenario(slug)
-    assert runtime.store is not None
-    was_active = runtime.store.disable(slug)
+    assert seams.store is not None
+    was_active = seams.store.disable(slug)
     return {"slug": slug, "active": False, "was_active": was_active}
 
 
 @router.post("/reset")
-def reset_faults(_: AdminDep, settings: SettingsDep, runtime: FaultsDep) -> dict[str, Any]:
+def reset_faults(_: AdminDep, settings: SettingsDep, seams: SeamsDep) -> dict[str, Any]:
     """Every fault off. Allowed in production too: turning faults off is always safe."""
-    assert runtime.store is not None
-    return {"reset": runtime.store.reset(), "env": settings.lab_env}
+    assert seams.store is not None
+    return {"reset": seams.store.reset(), "env": settings.lab_env}

@@ -13,10 +13,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from faults.n_plus_one import LazyLoading
-from faults.pool_exhaustion import ThreadScopedSessions
-from target_app.api.deps import DbSession, FaultsDep, UpstreamDep
-from target_app.clients.upstream import CallPolicy, UpstreamError, UpstreamUnavailable
+from faults import n_plus_one, pool_exhaustion, upstream_flaky, upstream_slow
+from target_app.api.deps import DbSession, SeamsDep, UpstreamDep
+from target_app.clients.upstream import UpstreamError, UpstreamUnavailable
 from target_app.db import Database
 from target_app.models import Order, OrderItem, Product, User
 
@@ -51,12 +50,12 @@ def _order_out(order: Order) -> dict[str, Any]:
 @router.get("")
 def order_feed(
     session: DbSession,
-    faults: FaultsDep,
+    seams: SeamsDep,
     before_id: Annotated[int, Query(ge=1)] = 2**31 - 1,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
     """The newest orders with their customer and lines (the n-plus-one seam)."""
-    loader: LazyLoading = faults.pick("n-plus-one")
+    loader = seams.pick(n_plus_one.SCENARIO)
     orders = loader.orders(session, before_id, limit)
     return {
         "orders": [
@@ -109,9 +108,7 @@ def _order_total(database: Database, order_id: int) -> Decimal | None:
 
 
 @router.post("/{order_id}/pay")
-async def pay_order(
-    order_id: int, request: Request, faults: FaultsDep, upstream: UpstreamDep
-) -> Any:
+async def pay_order(order_id: int, request: Request, seams: SeamsDep, upstream: UpstreamDep) -> Any:
     """Charge the order with the payment provider, within the API's 2 s budget.
 
     Two seams wrap the call: the deadline (`upstream-slow`) around the retries
@@ -125,8 +122,8 @@ async def pay_order(
     total = await run_in_threadpool(_order_total, request.app.state.db, order_id)
     if total is None:
         raise HTTPException(404, f"no order {order_id}")
-    deadline: CallPolicy = faults.pick("upstream-slow")
-    retries: CallPolicy = faults.pick("upstream-flaky")
+    deadline = seams.pick(upstream_slow.SCENARIO)
+    retries = seams.pick(upstream_flaky.SCENARIO)
     # The same order at the same amount is the same charge, however often it is
     # submitted or retried.
     key = f"order-{order_id}-{total}"
@@ -148,9 +145,9 @@ async def pay_order(
     return {"order_id": order_id, "status": "paid", "payment": payment}
 
 
-def _invoice_session(request: Request) -> Iterator[Session]:
+def _invoice_session(request: Request, seams: SeamsDep) -> Iterator[Session]:
     """The pool-exhaustion seam: where this route's session comes from."""
-    provider: ThreadScopedSessions = request.app.state.faults.pick("pool-exhaustion")
+    provider = seams.pick(pool_exhaustion.SCENARIO)
     yield from provider.sessions(request.app.state.db)
 
 

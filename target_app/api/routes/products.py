@@ -9,14 +9,12 @@ import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sqlalchemy import select
 
-from faults.bandwidth_limit import FetchWholeFeed
-from faults.memory_leak import CACHE_NAME, PageCache
-from faults.offset_pagination import BadCursor, Cursors, OffsetPages
-from faults.slicer import SelectStar
-from faults.slow_query import NameLookup
+from faults import bandwidth_limit, memory_leak, offset_pagination, slicer, slow_query
+from faults.memory_leak import CACHE_NAME
 from target_app import metrics
-from target_app.api.deps import DbSession, FaultsDep, SettingsDep, UpstreamDep
+from target_app.api.deps import DbSession, SeamsDep, SettingsDep, UpstreamDep
 from target_app.clients.upstream import UpstreamError
+from target_app.cursors import BadCursor, Cursors
 from target_app.models import Product
 from target_app.settings import Settings
 
@@ -42,16 +40,16 @@ def _summary(product: Any, rate: Decimal) -> dict[str, Any]:
 @router.get("")
 def list_products(
     session: DbSession,
-    faults: FaultsDep,
+    seams: SeamsDep,
     category: str | None = None,
     after_id: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> dict[str, Any]:
     """One page of products, keyset-paginated by id (pass `next_after_id` back).
 
-    Which columns it fetches is the slicer seam: `faults.pick("slicer")`.
+    Which columns it fetches is the slicer seam (`ListQuery`).
     """
-    columns: SelectStar = faults.pick("slicer")
+    columns = seams.pick(slicer.SCENARIO)
     query = columns.query().where(Product.id > after_id).order_by(Product.id).limit(limit)
     if category:
         query = query.where(Product.category == category)
@@ -68,13 +66,13 @@ def _cursors(settings: Settings) -> Cursors:
 @router.get("/pages")
 def product_pages(
     session: DbSession,
-    faults: FaultsDep,
+    seams: SeamsDep,
     settings: SettingsDep,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """A page of the catalogue: by page number or by cursor (the offset-pagination seam)."""
-    pager: OffsetPages = faults.pick("offset-pagination")
+    pager = seams.pick(offset_pagination.SCENARIO)
     try:
         return pager.page(session, _cursors(settings), page, cursor)
     except BadCursor as exc:
@@ -89,10 +87,10 @@ def page_bookmark(settings: SettingsDep, after_id: Annotated[int, Query(ge=0)]) 
 
 @router.get("/search")
 def search_products(
-    session: DbSession, faults: FaultsDep, name: Annotated[str, Query(min_length=1, max_length=200)]
+    session: DbSession, seams: SeamsDep, name: Annotated[str, Query(min_length=1, max_length=200)]
 ) -> dict[str, Any]:
     """Products by exact name (the slow-query scenario: the schema decides its cost)."""
-    lookup: NameLookup = faults.pick("slow-query")
+    lookup = seams.pick(slow_query.SCENARIO)
     return {"items": lookup.find(session, name)}
 
 
@@ -101,15 +99,15 @@ def product_page(
     product_id: int,
     request: Request,
     session: DbSession,
-    faults: FaultsDep,
+    seams: SeamsDep,
     currency: Currency = "USD",
     x_session_id: Annotated[str, Header(max_length=64)] = "anonymous",
 ) -> Response:
     """The personalised product page, rendered once per (product, session, currency).
 
-    Its cache is the memory-leak seam: `faults.pick("memory-leak")`.
+    Its cache is the memory-leak seam (`PageCache`).
     """
-    cache: PageCache = faults.pick("memory-leak")
+    cache = seams.pick(memory_leak.SCENARIO)
     key = (product_id, x_session_id, currency)
     page = cache.get(key)
     instrumented = request.app.state.settings.lab_instrumentation
@@ -141,10 +139,10 @@ def product_page(
 
 @router.get("/{product_id}/availability")
 async def product_availability(
-    product_id: int, faults: FaultsDep, upstream: UpstreamDep
+    product_id: int, seams: SeamsDep, upstream: UpstreamDep
 ) -> dict[str, Any]:
     """Stock at the supplier, fetched per request (the bandwidth-limit seam)."""
-    fetcher: FetchWholeFeed = faults.pick("bandwidth-limit")
+    fetcher = seams.pick(bandwidth_limit.SCENARIO)
     sku = f"SKU-{product_id:08d}"
     try:
         item = await fetcher.availability(upstream, sku)

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from faults.cpu_bound import RecomputedQuotes
-from target_app.api.deps import FaultsDep
+from faults import cpu_bound
+from target_app.api.deps import SeamsDep
 
 __all__ = ["router"]
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/quotes", tags=["quotes"])
 
 @router.get("/{product_id}")
 def quote_shipping(
-    product_id: int, faults: FaultsDep, zone: Annotated[int, Query(ge=1, le=10)] = 1
+    product_id: int, seams: SeamsDep, zone: Annotated[int, Query(ge=1, le=10)] = 1
 ) -> dict[str, Any]:
-    quotes: RecomputedQuotes = faults.pick("cpu-bound")
+    quotes = seams.pick(cpu_bound.SCENARIO)
     return {"product_id": product_id, "zone": zone, "cents": quotes.quote(product_id, zone)}

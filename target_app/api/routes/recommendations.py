@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from faults.blocking_call import BlockingModelClient
-from target_app.api.deps import FaultsDep
+from faults import blocking_call
+from target_app.api.deps import SeamsDep
 
 __all__ = ["router"]
 
@@ -15,6 +15,6 @@ router = APIRouter(prefix="/recommendations", tags=["recommendations"])
 
 
 @router.get("/{user_id}")
-async def recommendations(user_id: int, faults: FaultsDep) -> dict[str, Any]:
-    client: BlockingModelClient = faults.pick("blocking-call")
+async def recommendations(user_id: int, seams: SeamsDep) -> dict[str, Any]:
+    client = seams.pick(blocking_call.SCENARIO)
     return {"user_id": user_id, "product_ids": await client.recommend(user_id)}

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy import func, select
 
-from faults.orm_overhead import AggregateInPython
-from target_app.api.deps import DbSession, FaultsDep
+from faults import orm_overhead
+from target_app.api.deps import DbSession, SeamsDep
 from target_app.models import Order
 
 __all__ = ["router"]
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 
 
 @router.get("/sales")
-def sales_by_category(session: DbSession, faults: FaultsDep) -> dict[str, Any]:
-    repository: AggregateInPython = faults.pick("orm-overhead")
+def sales_by_category(session: DbSession, seams: SeamsDep) -> dict[str, Any]:
+    repository = seams.pick(orm_overhead.SCENARIO)
     newest = session.scalar(select(func.max(Order.id))) or 0
     return {"newest_order": newest, "categories": repository.sales(session, newest)}

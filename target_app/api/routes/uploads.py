@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, Response, status
 from starlette.requests import ClientDisconnect
 
-from faults.upload_in_memory import NAME_PATTERN, BufferedUpload, UploadError, UploadStore
-from target_app.api.deps import FaultsDep
+from faults import upload_in_memory
+from target_app.api.deps import SeamsDep
+from target_app.uploads import NAME_PATTERN, UploadError, UploadStore
 
 __all__ = ["router"]
 
@@ -47,10 +48,10 @@ def _answers() -> Iterator[None]:
 
 @router.put("/{name}", status_code=status.HTTP_201_CREATED)
 async def put_upload(
-    name: Name, request: Request, store: StoreDep, faults: FaultsDep
+    name: Name, request: Request, store: StoreDep, seams: SeamsDep
 ) -> dict[str, Any]:
     """The request body is the file, stored as `name` (replaced atomically); its sha256."""
-    receiver: BufferedUpload = faults.pick("upload-in-memory")
+    receiver = seams.pick(upload_in_memory.SCENARIO)
     with _answers():
         return await receiver.put(request, store, name)
 
@@ -82,11 +83,11 @@ async def append_upload(
     name: Name,
     request: Request,
     store: StoreDep,
-    faults: FaultsDep,
+    seams: SeamsDep,
     upload_offset: Annotated[int, Header(ge=0)],
 ) -> Response:
     """The body continues the upload at `Upload-Offset`; the new offset in the answer."""
-    receiver: BufferedUpload = faults.pick("upload-in-memory")
+    receiver = seams.pick(upload_in_memory.SCENARIO)
     with _answers():
         offset = await receiver.append(request, store, name, upload_offset)
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"Upload-Offset": str(offset)})

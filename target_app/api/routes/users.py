@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 
-from faults.db_latency import FourRoundTrips
-from target_app.api.deps import DbSession, FaultsDep
+from faults import db_latency
+from target_app.api.deps import DbSession, SeamsDep
 from target_app.models import User
 
 __all__ = ["router"]
@@ -24,12 +24,12 @@ def get_user(user_id: int, session: DbSession) -> dict[str, Any]:
 
 
 @router.get("/{user_id}/dashboard")
-def user_dashboard(user_id: int, request: Request, faults: FaultsDep) -> dict[str, Any]:
+def user_dashboard(user_id: int, request: Request, seams: SeamsDep) -> dict[str, Any]:
     """Order count, money spent and recent orders: the db-latency seam.
 
     A read on an autocommit connection: no BEGIN and no ROLLBACK round trips.
     """
-    repository: FourRoundTrips = faults.pick("db-latency")
+    repository = seams.pick(db_latency.SCENARIO)
     engine = request.app.state.db.engine
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         dashboard = repository.load(conn, user_id)

@@ -1,0 +1,111 @@
+"""The on-disk formats reports/ reads and writes: a run dir's, and summary.json's.
+
+Each file says its format in an integer `format` key (a file without one is
+format 1, what was written before the key existed), in the style of asv's
+`results.py` and its `api_version`: the reader compares it with the format it
+knows before trusting the content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import UnusableRunDir
+
+__all__ = ["RUN_DIR_FORMAT", "SummaryFile", "file_format", "read_meta"]
+
+# The run dir layout of docs/run-dir.md, as meta.json's `format` says it (the
+# lab's `lab.run_record.FORMAT`; reports/ must not import the lab to read it).
+RUN_DIR_FORMAT = 1
+
+
+def file_format(data: Mapping[str, Any]) -> int | None:
+    """The `format` of a file's content: 1 without the key, None when it is no whole number."""
+    found = data.get("format", 1)
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    """meta.json of a run dir whose format this code reads; UnusableRunDir otherwise.
+
+    Everything else in a run dir may be missing or torn (an interrupted run still
+    gets a report), but without meta.json nothing says what the files mean.
+    """
+    path = Path(run_dir) / "meta.json"
+    if not path.is_file():
+        raise UnusableRunDir(
+            f"{run_dir} has no meta.json, so it is no run dir of any format; "
+            "pass a folder that `lab run` wrote under runs/"
+        )
+    try:
+        meta = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise UnusableRunDir(
+            f"{path} could not be read ({exc}), so the run dir's format is unknown; "
+            "run the scenario again (`lab run`) for a usable run dir"
+        ) from None
+    if not isinstance(meta, dict):
+        raise UnusableRunDir(
+            f"{path} is not a JSON object, so the run dir's format is unknown; "
+            "run the scenario again (`lab run`) for a usable run dir"
+        )
+    found = file_format(meta)
+    if found is None or found < 1:
+        raise UnusableRunDir(
+            f"{path} says format {meta.get('format')!r}, but run dir formats are whole "
+            f"numbers from 1 (this lab reads up to {RUN_DIR_FORMAT}); fix that key or run the "
+            "scenario again"
+        )
+    if found > RUN_DIR_FORMAT:
+        raise UnusableRunDir(
+            f"{run_dir} is a run dir of format {found}, newer than this lab reads (format "
+            f"{RUN_DIR_FORMAT} and older); update the lab (git pull, then make) to report on it"
+        )
+    return meta
+
+
+class SummaryFile:
+    """summary.json of one run dir: the only code that writes or reads it.
+
+    Format 1 (no `format` key) predates the metric registry; format 2 is the
+    registry's fields, in its order, after `format`. A summary is derived from
+    the evidence, so one in any other format is not migrated but computed again
+    from the run dir: an older one may lack fields or mean them differently, and
+    a newer one's meaning is unknown here (the newer lab recomputes ours in turn).
+    """
+
+    FORMAT = 2
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / "summary.json"
+
+    def write(self, summary: Mapping[str, Any]) -> Path:
+        data = {"format": self.FORMAT, **summary}
+        self.path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        return self.path
+
+    def read(self) -> dict[str, Any] | None:
+        """The summary (without `format`) when the file exists, parses and is in FORMAT."""
+        try:
+            data = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(data, dict) or file_format(data) != self.FORMAT:
+            return None
+        del data["format"]
+        return data
+
+    def load(self, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The summary on disk if it can be trusted, else `build()`, written back if possible."""
+        found = self.read()
+        if found is not None:
+            return found
+        summary = build()
+        with contextlib.suppress(OSError):  # a read-only run dir: the summary is still returned
+            self.write(summary)
+        return summary
