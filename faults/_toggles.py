@@ -108,3 +108,13 @@ class ToggleStore:
             was = sorted(state)
             state.clear()
         return was
+
+    def discard(self) -> None:
+        """Every fault off, then the file and its lock gone: the end of a run's store.
+
+        Reset first: an app that could not be stopped keeps serving, and then
+        it serves the fixed code.
+        """
+        self.reset()
+        self.path.unlink(missing_ok=True)
+        self.path.with_suffix(self.path.suffix + ".lock").unlink(missing_ok=True)

@@ -53,7 +53,10 @@ def app_command(config: AppConfig) -> list[str]:
 class AppServer:
     """The app as a child process; `start()` returns once /readyz answers 200."""
 
-    def __init__(self, config: AppConfig, log_path: Path, multiproc_dir: Path | None) -> None:
+    def __init__(
+        self, config: AppConfig, log_path: Path | None, multiproc_dir: Path | None
+    ) -> None:
+        """log_path None: the app writes to the lab's stdout/stderr (`lab serve`)."""
         self.config = config
         self.log_path = log_path
         self.multiproc_dir = multiproc_dir
@@ -88,8 +91,11 @@ class AppServer:
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if not self.child.alive():
+                    code = self.child.process.poll()
+                    if self.log_path is None:
+                        raise LabError(f"the app exited during start-up (code {code}); see above")
                     raise LabError(
-                        f"the app exited during start-up (code {self.child.process.poll()}); "
+                        f"the app exited during start-up (code {code}); "
                         f"its last log lines, from {self.log_path}:\n{self.child.tail()}"
                     )
                 try:
@@ -100,7 +106,7 @@ class AppServer:
                 time.sleep(0.2)
         raise LabError(
             f"the app did not become ready on {self.config.base_url} within {timeout:.0f} s; "
-            f"see {self.log_path}"
+            f"see {self.log_path or 'its output above'}"
         )
 
     @property

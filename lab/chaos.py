@@ -16,7 +16,7 @@ import faults
 __all__ = ["apply_toxics", "clear_toxics"]
 
 
-def apply_toxics(scenario: faults.Scenario) -> list[dict[str, Any]]:
+def apply_toxics(scenario: faults.Scenario[Any, Any]) -> list[dict[str, Any]]:
     """Reset, then install the scenario's toxics. Returns what was installed."""
     from lab.services import toxiproxy
 

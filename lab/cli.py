@@ -8,17 +8,24 @@ on stderr and exit code 2; an interrupted run exits 130 with its partial report.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 from rich.console import Console
 
 from lab.errors import LabError
 from lab.paths import parse_duration
+
+if TYPE_CHECKING:
+    from lab.runner import RunOptions, RunResult
 
 __all__ = ["app", "main"]
 
@@ -83,20 +90,62 @@ def _duration(text: str | None) -> float | None:
         raise LabError(f"--duration: {exc}") from None
 
 
-def _options(slug: str, fixed: bool, duration: str | None, users: int | None,
-             spawn_rate: float | None, shape: str, workers: int | None, profile: str,
-             out: Path, param: list[str] | None, rows: int,
-             workload: str | None = None) -> Any:  # fmt: skip
-    from lab.runner import RunOptions
+@dataclass
+class RunFlags:
+    """The options of one run, shared by `lab run` and `lab prove` (`make load`, `make
+    compare`): adding an option to a run is a field here and its line in `options()`."""
 
-    return RunOptions(
-        slug=slug, fixed=fixed, duration_s=_duration(duration), users=users,
-        spawn_rate=spawn_rate, shape=shape, workers=workers, profile=profile, out=out,
-        params=_parse_params(param), seed_rows=rows, workload=workload,
-    )  # fmt: skip
+    duration: Duration = None
+    users: Users = None
+    spawn_rate: SpawnRate = None
+    shape: Shape = "constant"
+    workers: Workers = None
+    profile: Profile = "none"
+    out: Out = Path("runs")
+    param: Params = None
+    rows: Rows = 10_000
+    workload: Workload = None
+
+    def options(self, slug: str, fixed: bool = False) -> RunOptions:
+        from lab.runner import RunOptions
+
+        return RunOptions(
+            slug=slug, fixed=fixed, duration_s=_duration(self.duration), users=self.users,
+            spawn_rate=self.spawn_rate, shape=self.shape, workers=self.workers,
+            profile=self.profile, out=self.out, params=_parse_params(self.param),
+            seed_rows=self.rows, workload=self.workload,
+        )  # fmt: skip
 
 
-def _finish_run(result: Any) -> None:
+def with_run_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """`command(..., flags: RunFlags)` as a typer command: its own parameters first, then
+    every field of RunFlags as an option, handed to it as one `flags` value.
+
+    Typer reads a command's options from its signature, so the wrapper gets one made
+    of both; the fields keep their `Annotated` options, hence their flags, help and
+    defaults.
+    """
+    hints = get_type_hints(RunFlags, include_extras=True)
+    shared = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                          annotation=hints[f.name])
+        for f in fields(RunFlags)
+    ]  # fmt: skip
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "flags"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        flags = RunFlags(**{f.name: kwargs.pop(f.name) for f in fields(RunFlags)})
+        command(**kwargs, flags=flags)
+
+    parameters = [*own, *shared]
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+    return wrapper
+
+
+def _finish_run(result: RunResult) -> None:
     summary = result.summary or {}
     symptom = summary.get("symptom") or {}
     if symptom:
@@ -129,48 +178,28 @@ def scenarios_cmd(
 
 
 @app.command("run")
+@with_run_flags
 def run_cmd(
     slug: Annotated[str, typer.Argument(help="scenario slug, see `lab scenarios`")],
+    flags: RunFlags,
     fixed: Annotated[bool, typer.Option("--fixed", help="the fixed variant")] = False,
-    duration: Duration = None,
-    users: Users = None,
-    spawn_rate: SpawnRate = None,
-    shape: Shape = "constant",
-    workers: Workers = None,
-    profile: Profile = "none",
-    out: Out = Path("runs"),
-    param: Params = None,
-    rows: Rows = 10_000,
-    workload: Workload = None,
 ) -> None:
     """Run a scenario variant under load; print the run dir last."""
     from lab.runner import run
 
-    options = _options(slug, fixed, duration, users, spawn_rate, shape, workers, profile, out,
-                       param, rows, workload)  # fmt: skip
-    _finish_run(run(options, err))
+    _finish_run(run(flags.options(slug, fixed), err))
 
 
 @app.command("prove")
+@with_run_flags
 def prove_cmd(
     slug: Annotated[str, typer.Argument(help="scenario slug")],
-    duration: Duration = None,
-    users: Users = None,
-    spawn_rate: SpawnRate = None,
-    shape: Shape = "constant",
-    workers: Workers = None,
-    profile: Profile = "none",
-    out: Out = Path("runs"),
-    param: Params = None,
-    rows: Rows = 10_000,
-    workload: Workload = None,
+    flags: RunFlags,
 ) -> None:
     """Faulty then fixed under the same load, then the before/after comparison."""
     from lab.commands import prove
 
-    options = _options(slug, False, duration, users, spawn_rate, shape, workers, profile, out,
-                       param, rows, workload)  # fmt: skip
-    out_dir, _before, _after = prove.run(options, err)
+    out_dir, _before, _after = prove.run(flags.options(slug), err)
     _print_comparison(out_dir)
 
 
@@ -337,7 +366,7 @@ def dashboard_snapshot_cmd(
     """The overview dashboard over a run's load window, as one PNG; print its path last."""
     from lab.commands import dashboard
 
-    png = dashboard.snapshot(run_dir, prometheus or dashboard.default_prometheus_url(), out)
+    png = dashboard.run(run_dir, prometheus, out)
     err.print(f"dashboard snapshot: {png}")
     print(png)
 

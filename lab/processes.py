@@ -37,7 +37,14 @@ def die_with_parent() -> None:
 
     Caveat of PR_SET_PDEATHSIG: "parent" is the *thread* that forked the child, so
     children are started from the main thread, which lives as long as the run.
+
+    SIGINT is also put back to its default. A lab started in the background by a
+    script (`lab run ... &`, where the shell ignores SIGINT) would pass the ignore on,
+    and Locust would not hear the SIGINT that makes it write its CSVs and HTML report
+    and exit: it was killed 15 s later without them. Children are in sessions of their
+    own, so no terminal's Ctrl-C reaches them: SIGINT comes from the lab alone.
     """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # sigaction: safe between fork and exec
     if _LIBC is None:  # pragma: no cover - not Linux: the lab's own cleanup still runs
         return
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -62,27 +69,31 @@ def tree_of(pid: int) -> list[psutil.Process]:
 
 
 class Child:
-    """A subprocess in its own session, with its output in a log file."""
+    """A subprocess in its own session, with its output in a log file.
+
+    `log_path=None`: the child writes to the lab's own stdout and stderr (`lab serve`
+    in a terminal); it is in its own session all the same.
+    """
 
     def __init__(
         self,
         name: str,
         command: Sequence[str],
         env: Mapping[str, str],
-        log_path: Path,
+        log_path: Path | None,
         cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.command = list(command)
         self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("ab")
+        self._log: IO[bytes] | None = log_path.open("ab") if log_path is not None else None
         self.process = subprocess.Popen(
             self.command,
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if self._log is not None else None,
             start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl; libc preloaded
         )
@@ -95,6 +106,8 @@ class Child:
         return self.process.poll() is None
 
     def tail(self, lines: int = 15) -> str:
+        if self.log_path is None:
+            return ""
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
         except FileNotFoundError:
@@ -117,5 +130,6 @@ class Child:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
         code = self.process.wait(timeout=5) if self.process.poll() is None else self.process.poll()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
         return code

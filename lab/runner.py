@@ -1,10 +1,22 @@
 """One run: the app with a scenario's variant on, Locust load, sampling, profile, report.
 
-Phases, in order: validate (nothing started yet) -> prepare (data, toggles)
--> start (app, sampler, profiler, load) -> watch -> clean up -> report.
-Clean-up is its own phase and always runs, after success, failure, Ctrl-C or
-SIGTERM alike: load stopped, profiler flushed, toggles reset, app stopped,
-meta.json closed, and a (possibly partial) report written.
+A run is a sequence of phases (`run()` reads as that list):
+
+    validate  options and the scenario's needs; nothing exists yet, a mistake is a LabError
+    prepare   the run dir and meta.json, the database, the fault toggles
+    start     the app (under its profiler, if any), toxics, Prometheus, profiler, sampler
+    load      Locust, watched until it ends
+    stop      undo all that was acquired, in reverse; then what needs the app gone:
+              the profile (memray writes its capture as the app exits), the dashboard
+    report    meta.json closed, the report built: on a partial run too
+
+Each phase pushes the undo of a resource onto the run's UndoStack the moment it
+acquires it (lab/undo.py), so a failure in any phase, Ctrl-C or SIGTERM undoes
+exactly what was done: Locust stopped before the app (it still writes its CSVs),
+the profiler detached before the app stops, the toggles reset last. Stop and
+report run with SIGINT and SIGTERM ignored, and each of their steps is guarded:
+a step that fails is recorded in meta.json's `cleanup_errors`, and the others
+still run.
 """
 
 from __future__ import annotations
@@ -12,42 +24,36 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import platform
 import secrets
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-import psutil
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 import faults
-import lab
-from lab.app_server import AppConfig, AppServer
+from lab.app_server import AppConfig, AppServer, app_command
 from lab.chaos import apply_toxics, clear_toxics
 from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun, latest_stats
-from lab.paths import database_url_for, lab_home, new_run_dir, parse_duration
+from lab.paths import lab_home, new_run_dir, parse_duration
 from lab.processes import free_port
-from lab.profilers import PROFILERS, make_profiler
+from lab.profilers import PROFILERS, Profiler, make_profiler
+from lab.run_record import AppRecord, RunRecord, Status
 from lab.sampler import Sampler
+from lab.seeding import seed_database
+from lab.undo import UndoStack, guarded, signals_as_interrupt, uninterruptible
 from loadtests import SHAPE_NAMES
 from loadtests.workloads import available as available_workloads
 
 __all__ = ["RunOptions", "RunResult", "available_services", "resolve", "run"]
 
 log = logging.getLogger("lab.runner")
+
+Scenario = faults.Scenario[Any, Any]
 
 
 @dataclass
@@ -74,7 +80,7 @@ class RunOptions:
 @dataclass
 class RunResult:
     run_dir: Path
-    status: str  # completed | interrupted | failed
+    status: Status  # completed | interrupted | failed
     error: str | None
     summary: dict[str, Any]
 
@@ -83,7 +89,39 @@ DEFAULT_USERS = 50
 DEFAULT_DURATION = "30s"
 
 
-def resolve(options: RunOptions, scenario: faults.Scenario, params: BaseModel) -> RunOptions:
+def run(options: RunOptions, console: Console | None = None) -> RunResult:
+    """Run one scenario variant under load. Raises LabError before anything starts."""
+    console = console or Console(stderr=True)
+    plan = _validate(options)
+    state = _open(plan, console)
+    status: Status = "failed"
+    error: str | None = None
+    summary: dict[str, Any] = {}
+    with signals_as_interrupt():
+        try:
+            _prepare(state)
+            _start(state)
+            _load(state)
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            console.print("[yellow]interrupted: stopping everything and keeping what was measured")
+        except LabError as exc:
+            error = str(exc)
+        except Exception as exc:  # a bug: recorded, undone, reported, then its traceback
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            with uninterruptible():
+                _stop(state)
+                summary = _report(state, status, error)
+    return RunResult(state.run_dir, status, error, summary)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def resolve(options: RunOptions, scenario: Scenario, params: BaseModel) -> RunOptions:
     """Fill what the command line left open from the scenario: its default load,
     and for a deployment scenario the variant's worker count."""
     load = scenario.default_load
@@ -98,7 +136,20 @@ def resolve(options: RunOptions, scenario: faults.Scenario, params: BaseModel) -
     return replace(options, users=users, duration_s=duration, workers=workers)
 
 
-def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str], RunOptions]:
+@dataclass(frozen=True)
+class _Plan:
+    """A validated run: the options with nothing left open, and what it will run."""
+
+    options: RunOptions
+    scenario: Scenario
+    params: BaseModel
+    services: set[str]  # the lab's services that answer now
+    duration_s: float
+    users: int
+    workers: int
+
+
+def _validate(options: RunOptions) -> _Plan:
     try:
         scenario = faults.get(options.slug)
     except faults.UnknownScenario as exc:
@@ -140,7 +191,8 @@ def _validate(options: RunOptions) -> tuple[faults.Scenario, BaseModel, set[str]
             f"{'is' if len(missing) == 1 else 'are'} not running; start the lab's services "
             f"with `make up` (or `lab up --only {' --only '.join(missing)}`)"
         )
-    return scenario, params, services, options
+    return _Plan(options, scenario, params, services,
+                 options.duration_s, options.users, options.workers)  # fmt: skip
 
 
 def available_services() -> set[str]:
@@ -157,138 +209,112 @@ def available_services() -> set[str]:
     return up
 
 
-class _Network:
-    """A run's Toxiproxy toxics and Prometheus registration: set up, then always undone."""
-
-    def __init__(self, scenario: faults.Scenario, run_id: str, services: set[str]) -> None:
-        self.scenario = scenario
-        self.run_id = run_id
-        self.services = services
-        self.registered = False
-
-    def app_env(self) -> dict[str, str]:
-        """Addresses of the services that run; the app reaches each through its proxy."""
-        from lab.topology import app_settings_env
-
-        env = app_settings_env()
-        wanted = {
-            "DATABASE_URL": "postgres", "DATABASE_DIRECT_URL": "postgres",
-            "REDIS_URL": "redis", "REDIS_DIRECT_URL": "redis",
-            "UPSTREAM_URL": "upstream", "UPSTREAM_DIRECT_URL": "upstream",
-        }  # fmt: skip
-        out = {}
-        for key, service in wanted.items():
-            # Postgres only for scenarios that need it: the others keep the
-            # embedded SQLite, so their numbers do not depend on `lab up`.
-            needed = service != "postgres" or "postgres" in self.scenario.requires
-            if service in self.services and "toxiproxy" in self.services and needed:
-                out[key] = env[key]
-        return out
-
-    def apply_toxics(self) -> list[dict[str, Any]]:
-        return apply_toxics(self.scenario) if self.scenario.toxics else []
-
-    def remove_toxics(self) -> None:
-        if self.scenario.toxics:
-            clear_toxics()
-
-    def register(self, port: int, variant: str) -> str | None:
-        """Tell a running Prometheus to scrape this run's app; its URL, or None."""
-        if "prometheus" not in self.services:
-            return None
-        from lab.services.prometheus import register_app_target
-        from lab.topology import HOST, PROMETHEUS_PORT
-
-        # Not "scenario": that is a label of the app's own lab_fault_active series.
-        labels = {"run_id": self.run_id, "lab_scenario": self.scenario.slug, "lab_variant": variant}
-        register_app_target(self.run_id, port, labels)
-        self.registered = True
-        return f"http://{HOST}:{PROMETHEUS_PORT}"
-
-    def unregister(self) -> None:
-        if self.registered:
-            from lab.services.prometheus import unregister_app_target
-
-            unregister_app_target(self.run_id)
+# --------------------------------------------------------------------------- prepare
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "lab": lab.__version__}
-    for dist in ("fastapi", "uvicorn", "gunicorn", "locust", "sqlalchemy", "py-spy", "memray"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[dist] = metadata.version(dist)
+@dataclass
+class _RunState:
+    """What the phases share: the plan, the run dir, and each resource once acquired."""
+
+    plan: _Plan
+    console: Console
+    run_dir: Path
+    record: RunRecord
+    store: faults.ToggleStore
+    load: LoadConfig
+    app_config: AppConfig
+    undo: UndoStack = field(default_factory=UndoStack)
+    app: AppServer | None = None
+    profiler: Profiler | None = None
+    sampler: Sampler | None = None
+    locust: LocustRun | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.plan.scenario.slug} ({self.plan.options.variant})"
+
+
+def _open(plan: _Plan, console: Console) -> _RunState:
+    """The run dir and its meta.json ("running"): from here on, a run always has a report."""
+    options, scenario = plan.options, plan.scenario
+    run_dir = new_run_dir(options.out, scenario.slug, options.variant)
+    state_dir = lab_home() / "state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store = faults.ToggleStore(state_dir / f"{run_dir.name}.json")
+    load = LoadConfig(
+        workload=options.workload or scenario.workload, shape=options.shape, users=plan.users,
+        spawn_rate=options.spawn_rate or float(plan.users), duration_s=plan.duration_s,
+        seed_rows=options.seed_rows,
+    )  # fmt: skip
+    app_config = AppConfig(port=free_port(), workers=plan.workers)
+    record = RunRecord(
+        path=run_dir / "meta.json", run_id=run_dir.name,
+        scenario=scenario.slug, title=scenario.title, seeds=list(scenario.seeds),
+        kind=scenario.kind, variant=options.variant,
+        params=plan.params.model_dump(mode="json"), symptom=scenario.symptom.as_dict(),
+        load=load.as_dict(),
+        app=AppRecord(server=app_config.server, workers=app_config.workers,
+                      host=app_config.host, port=app_config.port, state_file=str(store.path)),
+        profile=options.profile,
+    )  # fmt: skip
+    record.write()
+    console.print(
+        f"[bold]{scenario.slug}[/] ({options.variant}) - {scenario.title}\n"
+        f"load: {load.users} users, {load.shape}, {load.duration_s:g} s; "
+        f"app: {app_config.server} x{app_config.workers}; profile: {options.profile}"
+    )
+    return _RunState(plan, console, run_dir, record, store, load, app_config)
+
+
+def _prepare(state: _RunState) -> None:
+    """The database the app will use, and the fault toggles it will read at start-up."""
+    plan, options = state.plan, state.plan.options
+    service_env = _service_env(plan.scenario, plan.services)
+    database_url = service_env.get("DATABASE_URL")
+    if database_url is None:
+        database_url, _counts = seed_database(options.seed_rows, console=state.console)
+    if plan.scenario.prepare is not None:
+        with state.console.status(f"preparing the database for the {options.variant} variant"):
+            _prepare_database(plan.scenario, options.variant, database_url)
+    state.undo.push("reset toggles", state.store.discard)
+    state.store.reset()
+    if options.variant == "faulty":
+        state.store.enable(plan.scenario.slug, plan.params.model_dump(mode="json"))
+    state.app_config.env = {
+        "DATABASE_URL": database_url,
+        "LAB_STATE_FILE": str(state.store.path),
+        "LAB_ADMIN_ENABLED": "true",
+        "LAB_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        "LAB_ENV": "development",
+        "FAULTS": "",
+        **{k: v for k, v in service_env.items() if k != "DATABASE_URL"},
+    }
+
+
+def _service_env(scenario: Scenario, services: set[str]) -> dict[str, str]:
+    """Addresses of the services that run; the app reaches each through its proxy."""
+    from lab.topology import app_settings_env
+
+    env = app_settings_env()
+    wanted = {
+        "DATABASE_URL": "postgres", "DATABASE_DIRECT_URL": "postgres",
+        "REDIS_URL": "redis", "REDIS_DIRECT_URL": "redis",
+        "UPSTREAM_URL": "upstream", "UPSTREAM_DIRECT_URL": "upstream",
+    }  # fmt: skip
+    out = {}
+    for key, service in wanted.items():
+        # Postgres only for scenarios that need it: the others keep the
+        # embedded SQLite, so their numbers do not depend on `lab up`.
+        needed = service != "postgres" or "postgres" in scenario.requires
+        if service in services and "toxiproxy" in services and needed:
+            out[key] = env[key]
     return out
 
 
-def _git_commit() -> str | None:
+def _prepare_database(scenario: Scenario, variant: faults.Variant, database_url: str) -> None:
+    assert scenario.prepare is not None
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip() or None  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """`kill <lab>` is treated like Ctrl-C: the same clean-up runs."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _uninterruptible() -> Iterator[None]:
-    """A second Ctrl-C must not cut the clean-up short and leave orphans behind."""
-    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    previous_term = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous_int)
-        signal.signal(signal.SIGTERM, previous_term)
-
-
-def _prepare_database(rows: int, console: Console) -> str:
-    from target_app.seed import seed
-
-    url = database_url_for(rows)
-    with Progress(
-        TextColumn("seeding {task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}"),
-        console=console, transient=True,
-    ) as progress:  # fmt: skip
-        tasks: dict[str, Any] = {}
-
-        def report(table: str, done: int, total: int) -> None:
-            if table not in tasks:
-                tasks[table] = progress.add_task(table, total=total)
-            progress.update(tasks[table], completed=done)
-
-        seed(url, rows, progress=report)
-    return url
-
-
-def _prepare(scenario: faults.Scenario, variant: faults.Variant, database_url: str) -> None:
-    try:
-        scenario.prepare(variant, database_url)  # type: ignore[misc]
+        scenario.prepare(variant, database_url)
     except (KeyboardInterrupt, LabError):
         raise
     except Exception as exc:  # a database that refuses: one sentence, not a traceback
@@ -297,6 +323,72 @@ def _prepare(scenario: faults.Scenario, variant: faults.Variant, database_url: s
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
             "check that the services are up (`lab status`)"
         ) from exc
+
+
+# --------------------------------------------------------------------------- start
+
+
+def _start(state: _RunState) -> None:
+    """The app, ready; then its network conditions, its scrape, its profiler, the sampler."""
+    plan, options, undo = state.plan, state.plan.options, state.undo
+    multiproc = lab_home() / "prometheus" / state.run_dir.name if plan.workers > 1 else None
+    app = state.app = AppServer(state.app_config, state.run_dir / "app.log", multiproc)
+    command, env = app_command(state.app_config), app.environment()
+    profiler = state.profiler = make_profiler(
+        options.profile, state.run_dir,
+        leaks=plan.scenario.profile_hint == "memory", workers=plan.workers,
+    )  # fmt: skip
+    if profiler is not None:
+        command, env = profiler.wrap(command, env)  # memray must start the app itself
+    state.record.app_command(command)
+    undo.push("stop app", app.stop)  # before start(): an app that never got ready is stopped too
+    with state.console.status("starting the app"):
+        app.start(command, env, timeout=90.0 if profiler else 60.0)
+
+    if plan.scenario.toxics:
+        undo.push("remove toxics", clear_toxics)
+        state.record.toxics_applied(apply_toxics(plan.scenario))
+    if "prometheus" in plan.services:
+        from lab.services.prometheus import register_app_target, unregister_app_target
+        from lab.topology import HOST, PROMETHEUS_PORT
+
+        undo.push("unregister from Prometheus", lambda: unregister_app_target(state.run_dir.name))
+        # Not "scenario": that is a label of the app's own lab_fault_active series.
+        labels = {"run_id": state.run_dir.name, "lab_scenario": plan.scenario.slug,
+                  "lab_variant": options.variant}  # fmt: skip
+        register_app_target(state.run_dir.name, state.app_config.port, labels)
+        state.record.scraped_by(f"http://{HOST}:{PROMETHEUS_PORT}")
+
+    if profiler is not None:
+        undo.push("stop profiler", profiler.detach)  # py-spy flushes its file on it
+        profiler.attach(app.pid)
+    # Last before the load: its clock (t in metrics.csv) counts from about the load's start.
+    metrics = f"{state.app_config.base_url}/metrics"
+    sampler = state.sampler = Sampler(metrics, state.run_dir / "metrics.csv", lambda: app.pid)
+    undo.push("stop sampler", sampler.stop)
+    sampler.start()
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _load(state: _RunState) -> None:
+    """Locust until the load shape ends it; the app dying meanwhile fails the run."""
+    assert state.app is not None and state.sampler is not None
+    locust = state.locust = LocustRun(state.load, state.app_config.base_url, state.run_dir)
+    state.undo.push("stop Locust", lambda: _stop_locust(locust, state.record))
+    state.record.load_started()
+    locust.start()
+    assert locust.child is not None
+    state.sampler.locust_pid = locust.child.pid
+    _watch(state, locust, state.app, state.sampler)
+
+
+def _stop_locust(locust: LocustRun, record: RunRecord) -> None:
+    try:
+        locust.stop()  # SIGINT: Locust writes its CSVs and HTML report first
+    finally:
+        record.load_ended()  # the load window, whatever happened to Locust
 
 
 def _live_line(run_dir: Path, sampler: Sampler | None) -> str:
@@ -310,15 +402,13 @@ def _live_line(run_dir: Path, sampler: Sampler | None) -> str:
     )
 
 
-def _watch(
-    locust: LocustRun, app: AppServer, sampler: Sampler, duration: float, run_dir: Path,
-    console: Console, label: str,
-) -> None:  # fmt: skip
+def _watch(state: _RunState, locust: LocustRun, app: AppServer, sampler: Sampler) -> None:
+    duration, run_dir = state.load.duration_s, state.run_dir
     columns = (
-        SpinnerColumn(), TextColumn(f"[bold]{label}"), BarColumn(), TimeElapsedColumn(),
+        SpinnerColumn(), TextColumn(f"[bold]{state.label}"), BarColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[live]}"),
     )  # fmt: skip
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=state.console, transient=False) as progress:
         task = progress.add_task("load", total=duration, live="starting Locust")
         start = time.monotonic()
         hard_stop = duration + 30.0
@@ -343,161 +433,39 @@ def _watch(
         raise LabError(f"Locust exited with code {code}; see {run_dir / 'locust.log'}:\n{tail}")
 
 
-def _guarded(step: str, errors: list[str], action: Callable[[], object]) -> None:
-    try:
-        action()
-    except Exception as exc:  # clean-up goes on; the failure is recorded in meta.json
-        log.exception("clean-up step %s failed", step)
-        errors.append(f"{step}: {exc}")
+# --------------------------------------------------------------------------- stop
 
 
-def run(options: RunOptions, console: Console | None = None) -> RunResult:
-    """Run one scenario variant under load. Raises LabError before anything starts."""
+def _stop(state: _RunState) -> None:
+    """Undo everything acquired, in reverse; then the evidence that needs the app gone."""
+    state.undo.close()
+    errors = list(state.undo.errors)
+    if state.record.prometheus and state.record.load_started_at:
+        from lab.dashboard import snapshot
+
+        prometheus = state.record.prometheus
+        with state.console.status("rendering the dashboard from Prometheus"):
+            # The load window comes from meta.json, closed by the Locust undo above.
+            guarded("dashboard snapshot", errors, lambda: snapshot(state.run_dir, prometheus))
+    if state.profiler is not None:
+        with state.console.status(f"writing the {state.plan.options.profile} profile"):
+            guarded("finalize profile", errors, state.profiler.finalize)
+    state.record.cleanup_failed(errors)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _report(state: _RunState, status: Status, error: str | None) -> dict[str, Any]:
+    """Close meta.json, build the report from the run dir alone; the summary, or {}."""
     from reports import build_report
 
-    console = console or Console(stderr=True)
-    scenario, params, services, options = _validate(options)
-    assert options.duration_s is not None and options.users is not None
-    assert options.workers is not None
-    run_dir = new_run_dir(options.out, scenario.slug, options.variant)
-    state_dir = lab_home() / "state"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    store = faults.ToggleStore(state_dir / f"{run_dir.name}.json")
-    load = LoadConfig(
-        workload=options.workload or scenario.workload, shape=options.shape, users=options.users,
-        spawn_rate=options.spawn_rate or float(options.users), duration_s=options.duration_s,
-        seed_rows=options.seed_rows,
-    )  # fmt: skip
-    app_config = AppConfig(port=free_port(), workers=options.workers)
-    meta: dict[str, Any] = {
-        "run_id": run_dir.name,
-        "scenario": scenario.slug, "title": scenario.title, "seeds": list(scenario.seeds),
-        "kind": scenario.kind, "variant": options.variant,
-        "params": params.model_dump(mode="json"), "symptom": scenario.symptom.as_dict(),
-        "load": load.as_dict(),
-        "app": {"server": app_config.server, "workers": app_config.workers,
-                "host": app_config.host, "port": app_config.port,
-                "state_file": str(store.path), "command": []},
-        "profile": options.profile, "status": "running", "error": None,
-        "started_at": _now(), "load_started_at": None, "load_ended_at": None,
-        "ended_at": None,
-        "versions": _versions(), "git_commit": _git_commit(),
-        "machine": {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
-                    "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                    "platform": platform.platform()},
-    }  # fmt: skip
-    _write_json(run_dir / "meta.json", meta)
-    console.print(
-        f"[bold]{scenario.slug}[/] ({options.variant}) - {scenario.title}\n"
-        f"load: {load.users} users, {load.shape}, {load.duration_s:g} s; "
-        f"app: {app_config.server} x{app_config.workers}; profile: {options.profile}"
-    )
-
-    status, error = "failed", None
-    app: AppServer | None = None
-    sampler: Sampler | None = None
-    locust: LocustRun | None = None
-    profiler = None
-    network = _Network(scenario, run_dir.name, services)
-    cleanup_errors: list[str] = []
-    with _sigterm_as_interrupt():
-        try:
-            service_env = network.app_env()
-            database_url = service_env.get("DATABASE_URL") or _prepare_database(
-                options.seed_rows, console
-            )
-            if scenario.prepare is not None:
-                with console.status(f"preparing the database for the {options.variant} variant"):
-                    _prepare(scenario, options.variant, database_url)
-            store.reset()
-            if options.variant == "faulty":
-                store.enable(scenario.slug, params.model_dump(mode="json"))
-            app_config.env = {
-                "DATABASE_URL": database_url,
-                "LAB_STATE_FILE": str(store.path),
-                "LAB_ADMIN_ENABLED": "true",
-                "LAB_ADMIN_TOKEN": secrets.token_urlsafe(24),
-                "LAB_ENV": "development",
-                "FAULTS": "",
-                **{k: v for k, v in service_env.items() if k != "DATABASE_URL"},
-            }
-            multiproc = lab_home() / "prometheus" / run_dir.name if options.workers > 1 else None
-            app = AppServer(app_config, run_dir / "app.log", multiproc)
-            command, env = list(_app_command(app)), app.environment()
-            profiler = make_profiler(
-                options.profile, run_dir,
-                leaks=scenario.profile_hint == "memory", workers=options.workers,
-            )  # fmt: skip
-            if profiler is not None:
-                command, env = profiler.wrap(command, env)
-            meta["app"]["command"] = command
-            with console.status("starting the app"):
-                app.start(command, env, timeout=90.0 if profiler else 60.0)
-            sampler = Sampler(f"{app_config.base_url}/metrics", run_dir / "metrics.csv",
-                              app_pid=lambda: app.pid if app else None)  # fmt: skip
-            sampler.start()
-            if profiler is not None:
-                profiler.attach(app.pid)
-            meta["toxics"] = network.apply_toxics()
-            meta["prometheus"] = network.register(app_config.port, options.variant)
-            _write_json(run_dir / "meta.json", meta)
-            locust = LocustRun(load, app_config.base_url, run_dir)
-            meta["load_started_at"] = _now()
-            locust.start()
-            assert locust.child is not None
-            sampler.locust_pid = locust.child.pid
-            _watch(locust, app, sampler, load.duration_s, run_dir, console,
-                   f"{scenario.slug} ({options.variant})")  # fmt: skip
-            status = "completed"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            console.print("[yellow]interrupted: stopping everything and keeping what was measured")
-        except LabError as exc:
-            status, error = "failed", str(exc)
-        finally:
-            with _uninterruptible():
-                if locust is not None:
-                    _guarded("stop Locust", cleanup_errors, locust.stop)
-                    meta["load_ended_at"] = _now()
-                if sampler is not None:
-                    _guarded("stop sampler", cleanup_errors, sampler.stop)
-                if profiler is not None:
-                    _guarded("stop profiler", cleanup_errors, profiler.detach)
-                _guarded("reset toggles", cleanup_errors, store.reset)
-                _guarded("remove toxics", cleanup_errors, network.remove_toxics)
-                _guarded("unregister from Prometheus", cleanup_errors, network.unregister)
-                if app is not None:
-                    _guarded("stop app", cleanup_errors, app.stop)
-                if meta.get("prometheus") and meta.get("load_started_at"):
-                    with console.status("rendering the dashboard from Prometheus"):
-                        _guarded("dashboard snapshot", cleanup_errors,
-                                 lambda: _snapshot(run_dir, meta))  # fmt: skip
-                if profiler is not None:
-                    with console.status(f"writing the {options.profile} profile"):
-                        _guarded("finalize profile", cleanup_errors, profiler.finalize)
-                meta.update(status=status, error=error, ended_at=_now())
-                if cleanup_errors:
-                    meta["cleanup_errors"] = cleanup_errors
-                _write_json(run_dir / "meta.json", meta)
-                summary: dict[str, Any] = {}
-                with console.status("building the report"):
-                    _guarded("build report", cleanup_errors, lambda: build_report(run_dir))
-                with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-                    summary = json.loads((run_dir / "summary.json").read_text())
-                with contextlib.suppress(FileNotFoundError):
-                    store.path.unlink()
-    return RunResult(run_dir, status, error, summary)
-
-
-def _snapshot(run_dir: Path, meta: dict[str, Any]) -> None:
-    from lab.commands.dashboard import snapshot
-
-    # The window is read from meta.json: write the end of the load first.
-    _write_json(run_dir / "meta.json", {**meta, "ended_at": _now()})
-    snapshot(run_dir, meta["prometheus"])
-
-
-def _app_command(app: AppServer) -> list[str]:
-    from lab.app_server import app_command
-
-    return app_command(app.config)
+    state.record.finish(status, error)
+    errors: list[str] = []
+    with state.console.status("building the report"):
+        guarded("build report", errors, lambda: build_report(state.run_dir))
+    state.record.cleanup_failed(errors)
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        summary: dict[str, Any] = json.loads((state.run_dir / "summary.json").read_text())
+        return summary
+    return {}

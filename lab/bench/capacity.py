@@ -18,7 +18,6 @@ from typing import Any
 
 from lab.app_server import AppConfig, AppServer
 from lab.errors import LabError
-from lab.paths import database_url_for
 from lab.processes import free_port
 
 __all__ = ["SCRIPT", "markdown", "parse_wrk", "run"]
@@ -51,10 +50,9 @@ def parse_wrk(output: str) -> dict[str, float]:
 def run(duration_s: float, connections: int, out: Path, rows: int = 10_000) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         return {"skipped": "wrk is not installed: `make services` installs it"}
-    from lab.commands.seed import run as seed
+    from lab.seeding import seed_database
 
-    seed(rows)
-    db = database_url_for(rows)
+    db, _counts = seed_database(rows)
     cores = os.cpu_count() or 1
     results: dict[str, Any] = {"cores": cores, "connections": connections,
                                "duration_s": duration_s, "setups": {}}  # fmt: skip

@@ -54,7 +54,7 @@ class CatalogueRow:
         return {**self.__dict__, "ratio": self.ratio}
 
 
-def _row(scenario: faults.Scenario, faulty: RunResult, fixed: RunResult) -> CatalogueRow:
+def _row(scenario: faults.Scenario[Any, Any], faulty: RunResult, fixed: RunResult) -> CatalogueRow:
     row = CatalogueRow(scenario.slug, scenario.symptom.metric, scenario.symptom.op)
     for name, result in (("faulty", faulty), ("fixed", fixed)):
         symptom = result.summary.get("symptom") or {}
@@ -90,7 +90,7 @@ class _Interrupted(Exception):
 
 
 def _run_all(
-    scenarios: Sequence[faults.Scenario],
+    scenarios: Sequence[faults.Scenario[Any, Any]],
     services: set[str],
     duration_s: float | None,
     out: Path,

@@ -29,7 +29,6 @@ from rich.table import Table
 from lab.app_server import AppConfig, AppServer
 from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun
-from lab.paths import database_url_for
 from lab.processes import free_port, tree_of
 
 __all__ = ["locust_totals", "markdown", "run", "wrk_rps"]
@@ -97,13 +96,12 @@ def _locust(
 def run(
     duration: float, users: int, rounds: int, out: Path, console: Console | None = None
 ) -> dict[str, Any]:
-    from lab.commands.seed import run as seed
+    from lab.seeding import seed_database
 
     console = console or Console(stderr=True)
     rows = 10_000
-    seed(rows, console=console)
+    db, _counts = seed_database(rows, console=console)
     out.mkdir(parents=True)
-    db = database_url_for(rows)
     apps: dict[str, AppServer] = {}
     results: dict[str, Any] = {"duration_s": duration, "users": users, "rounds": rounds}
     try:

@@ -11,7 +11,7 @@ __all__ = ["run"]
 
 
 def run(before: Path, after: Path, out: Path | None = None) -> Path:
-    from reports import compare
+    from reports import ReportError, compare
 
     for run_dir in (before, after):
         if not (run_dir / "meta.json").is_file():
@@ -19,5 +19,8 @@ def run(before: Path, after: Path, out: Path | None = None) -> Path:
     if out is None:
         out = before.parent / f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{before.name}"
     out.mkdir(parents=True, exist_ok=True)
-    compare(before, after, out)
+    try:
+        compare(before, after, out)
+    except ReportError as exc:
+        raise LabError(str(exc)) from None
     return out

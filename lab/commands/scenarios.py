@@ -73,7 +73,7 @@ Parameters (`lab run {s.slug} --param name=value`{toggle}):
 """
 
 
-def variant_diff(scenario: faults.Scenario) -> str:
+def variant_diff(scenario: faults.Scenario[Any, Any]) -> str:
     """The faulty implementation against the fixed one, as the scenario module has them."""
     try:
         faulty = inspect.getsource(scenario.faulty).splitlines()

@@ -1,21 +1,30 @@
-"""`lab serve [SLUG] [--fixed]`: the app alone, in the foreground, for exploring by hand."""
+"""`lab serve [SLUG] [--fixed]`: the app alone, in the foreground, for exploring by hand.
+
+Ctrl-C and SIGTERM stop it alike: the app (a gunicorn master takes its workers
+with it) is stopped and the toggles are reset, in reverse order of set-up, as a
+run does (lab/undo.py). The app runs as the runner starts it (lab/app_server.py):
+in its own session, so a Ctrl-C reaches the lab alone and the lab stops the app in
+order, and with PR_SET_PDEATHSIG, so even a `kill -9` of the lab takes it along.
+Its output goes to the terminal.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import subprocess
-from pathlib import Path
 
 from rich.console import Console
 
 import faults
-from lab.app_server import AppConfig, app_command
+from lab.app_server import AppConfig, AppServer
 from lab.errors import LabError
-from lab.paths import database_url_for, lab_home
+from lab.paths import lab_home
+from lab.seeding import seed_database
+from lab.undo import UndoStack, signals_as_interrupt
 
-__all__ = ["run"]
+__all__ = ["INTERRUPTED", "run"]
+
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C or SIGTERM, as `lab run`'s
 
 
 def run(
@@ -27,55 +36,68 @@ def run(
     seed_rows: int = 10_000,
     console: Console | None = None,
 ) -> int:
-    from lab.commands.seed import run as seed
+    """Serve until the app exits (its exit code) or the lab is interrupted (130).
 
+    Either way, on the way out of the `with`, the undo stack stops the app, then
+    resets and removes the toggles.
+    """
     console = console or Console(stderr=True)
-    store = faults.ToggleStore(lab_home() / "state" / f"serve-{port}.json")
-    store.reset()
+    variant: faults.Variant = "fixed" if fixed or not slug else "faulty"
+    enabled: dict[str, object] | None = None
     if slug:
         try:
             scenario = faults.get(slug)
             valid = faults.validate_params(scenario, params or {})
         except (faults.UnknownScenario, faults.InvalidParams) as exc:
             raise LabError(str(exc)) from None
-        if not fixed:
-            store.enable(slug, valid.model_dump(mode="json"))
+        if variant == "faulty":
+            enabled = valid.model_dump(mode="json")
         if workers is None:
-            deployment = scenario.deployment("fixed" if fixed else "faulty", valid)
+            deployment = scenario.deployment(variant, valid)
             workers = deployment.resolved_workers if deployment else None
     workers = workers or 1
-    seed(seed_rows, console=console)
+    if workers < 1:
+        raise LabError(f"--workers must be at least 1, got {workers}")
+
+    with signals_as_interrupt(), UndoStack() as undo:
+        try:
+            return _serve(undo, slug, enabled, variant, workers, port, seed_rows, console)
+        except KeyboardInterrupt:
+            console.print("[yellow]stopping the app")
+            return INTERRUPTED
+
+
+def _serve(
+    undo: UndoStack, slug: str | None, enabled: dict[str, object] | None,
+    variant: faults.Variant, workers: int, port: int, seed_rows: int, console: Console,
+) -> int:  # fmt: skip
+    """Set up, pushing each undo as it goes; then wait for the app to exit."""
+    store = faults.ToggleStore(lab_home() / "state" / f"serve-{port}.json")
+    undo.push("reset toggles", store.discard)
+    store.reset()
+    if slug and enabled is not None:
+        store.enable(slug, enabled)
+    database_url, _counts = seed_database(seed_rows, console=console)
     token = os.environ.get("LAB_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     config = AppConfig(port=port, workers=workers)
-    multiproc = lab_home() / "prometheus" / f"serve-{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for(seed_rows),
+    config.env = {
+        "DATABASE_URL": database_url,
         "LAB_STATE_FILE": str(store.path),
         "LAB_ADMIN_ENABLED": "true",
         "LAB_ADMIN_TOKEN": token,
         "FAULTS": "",
     }
-    if workers > 1:
-        multiproc.mkdir(parents=True, exist_ok=True)
-        for stale in multiproc.glob("*.db"):
-            stale.unlink()
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
-    variant = "fixed" if fixed or not slug else "faulty"
+    multiproc = lab_home() / "prometheus" / f"serve-{port}" if workers > 1 else None
+    app = AppServer(config, None, multiproc)  # None: its output goes to the terminal
+    undo.push("stop app", app.stop)  # before start(): stopped even if it never gets ready
+    with console.status(f"starting the app on {config.base_url}"):
+        app.start()
+    url = config.base_url
     console.print(
-        f"serving {config.base_url} ({config.server} x{workers}); "
-        f"{slug or 'no scenario'}: {variant}\n"
-        f"  metrics: {config.base_url}/metrics   docs: {config.base_url}/docs\n"
-        f"  toggles: curl -H 'Authorization: Bearer {token}' {config.base_url}/_lab/faults\n"
+        f"serving {url} ({config.server} x{workers}); {slug or 'no scenario'}: {variant}\n"
+        f"  metrics: {url}/metrics   docs: {url}/docs\n"
+        f"  toggles: curl -H 'Authorization: Bearer {token}' {url}/_lab/faults\n"
         "Ctrl-C stops it."
     )
-    process = subprocess.Popen(app_command(config), env=env)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        return process.wait(timeout=20)
-    finally:
-        store.reset()
-        with contextlib.suppress(FileNotFoundError):
-            Path(store.path).unlink()
+    assert app.child is not None
+    return app.child.process.wait()

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -21,9 +22,30 @@ def _run_dir(out: Path) -> Path | None:
     return dirs[0] if dirs else None
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def _sigint(disposition: signal.Handlers) -> Callable[[], None]:
+    def preexec() -> None:
+        signal.signal(signal.SIGINT, disposition)
+
+    return preexec
+
+
+@pytest.mark.parametrize(
+    ("sig", "sigint_at_start"),
+    [
+        (signal.SIGINT, signal.SIG_DFL),
+        (signal.SIGTERM, signal.SIG_DFL),
+        # As `lab run ... &` from a script starts it: the shell has it ignore SIGINT,
+        # which its children must not inherit (Locust stops on the lab's SIGINT).
+        (signal.SIGTERM, signal.SIG_IGN),
+    ],
+    ids=["ctrl-c", "sigterm", "sigterm-started-in-background"],
+)
 def test_interrupted_run_cleans_up_and_keeps_a_partial_report(
-    tmp_path: Path, lab_home: Path, seeded_db: str, sig: signal.Signals
+    tmp_path: Path,
+    lab_home: Path,
+    seeded_db: str,
+    sig: signal.Signals,
+    sigint_at_start: signal.Handlers,
 ) -> None:
     out = tmp_path / "runs"
     lab = subprocess.Popen(
@@ -31,6 +53,7 @@ def test_interrupted_run_cleans_up_and_keeps_a_partial_report(
          "--users", "10", "--rows", "2000", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "LAB_HOME": str(lab_home)},
+        preexec_fn=_sigint(sigint_at_start),  # noqa: PLW1509 - only a sigaction
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -50,8 +73,10 @@ def test_interrupted_run_cleans_up_and_keeps_a_partial_report(
         state_file = Path(json.loads((run_dir / "meta.json").read_text())["app"]["state_file"])
         assert "memory-leak" in state_file.read_text()  # the fault is on mid-run
 
+        signalled = time.monotonic()
         lab.send_signal(sig)
         stdout, stderr = lab.communicate(timeout=90)
+        took = time.monotonic() - signalled
     finally:
         if lab.poll() is None:
             lab.kill()
@@ -68,3 +93,9 @@ def test_interrupted_run_cleans_up_and_keeps_a_partial_report(
     assert summary["status"] == "interrupted"
     assert summary["requests"] and summary["requests"] > 0  # what was measured is kept
     assert (run_dir / "report.html").exists()
+    # Locust heard its SIGINT: it wrote its own report and did not wait for SIGKILL.
+    assert (run_dir / "locust.html").exists()
+    assert took < 14, f"{took:.1f} s from the signal to the exit"
+    assert meta["format"] == 1
+    assert meta["load_started_at"] and meta["load_ended_at"] and meta["ended_at"]
+    assert "cleanup_errors" not in meta, meta.get("cleanup_errors")

@@ -222,6 +222,12 @@ def test_pyspy_finds_the_cpu_hot_function(app_dir: Path) -> None:
     assert not any(r["function"] in ("Condition.wait", "Runner.run") for r in profile["top"])
     svg = (run_dir / profile["files"]["flamegraph"]).read_text()
     assert svg.lstrip().startswith("<?xml") and "crunch_numbers_hot" in svg
+    # py-spy's own flamegraph (inferno's), recorded alongside the speedscope file
+    assert "github.com/jonhoo/inferno" in svg
+    flamegraph = profile["flamegraph_command"]
+    assert flamegraph[1:4] == ["record", "--pid", str(pid)]
+    assert flamegraph[flamegraph.index("--format") + 1] == "flamegraph"
+    assert profile["command"][profile["command"].index("--format") + 1] == "speedscope"
 
 
 @pytest.mark.timeout(60)
