@@ -1,74 +1,106 @@
-"""blocking-call (seed 1): a synchronous call inside `async def` freezes the event loop.
+"""blocking-call (seed 1): a synchronous HTTP call inside `async def` freezes the event loop.
 
-Seam: `ModelClient`, the recommendation client of `GET /recommendations/{user_id}`
-(`seams.pick(blocking_call.SCENARIO)`). The model server answers in ~100 ms either way;
-what differs is whether the worker's event loop can serve anything meanwhile.
+Seam: `ModelClient`, how `GET /recommendations/{user_id}` asks the recommendation model
+server (the lab's upstream, `GET /recommendations/{user_id}?limit=N`, ~100 ms per answer)
+for a user's products (`seams.pick(blocking_call.SCENARIO)`). The model server takes its
+~100 ms either way; what differs is whether the worker's event loop serves anything else
+meanwhile.
+
+The faulty variant is the line an httpx quick-start gives, `httpx.get(url)`, pasted into
+an `async def` route: a synchronous client that waits on its socket with the loop held
+(`requests.get`, a boto3 or a sync SDK call do the same). The fixed variant awaits the
+app's one `httpx.AsyncClient` (a shared connection pool and a timeout, opened and closed
+by the app's lifespan: target_app/api/routes/recommendations.py). Same request, same
+answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-import zlib
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Scenario, Symptom
 
-__all__ = ["SCENARIO", "AsyncModelClient", "BlockingModelClient", "ModelClient", "ModelParams"]
+__all__ = [
+    "SCENARIO",
+    "AsyncModelClient",
+    "BlockingModelClient",
+    "ModelClient",
+    "ModelParams",
+    "ModelServer",
+]
 
 
 class ModelParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: float = Field(100, ge=0, le=10_000, description="the model server's latency")
-    items: int = Field(10, ge=1, le=100, description="recommendations per answer")
+    items: int = Field(10, ge=1, le=100, description="recommendations asked for per user")
+
+
+@dataclass(frozen=True)
+class ModelServer:
+    """Where the model server is, and the app's client for it (owned by the lifespan)."""
+
+    url: str  # UPSTREAM_URL: through the lab's Toxiproxy, like every link of the app
+    http: httpx.AsyncClient  # base_url=url, one connection pool, timeouts set
 
 
 class ModelClient(Protocol):
-    """The seam: how the route waits for the model server's recommendations for a user."""
+    """The seam: wait for the model server's recommendations for a user."""
 
-    async def recommend(self, user_id: int) -> list[int]: ...
+    async def recommend(self, server: ModelServer, user_id: int) -> list[int]: ...
 
 
-def _recommend(user_id: int, items: int) -> list[int]:
-    seed = zlib.crc32(str(user_id).encode())
-    return [(seed + i * 7919) % 10_000 + 1 for i in range(items)]
+def _product_ids(response: httpx.Response) -> list[int]:
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return [int(product_id) for product_id in body["product_ids"]]
 
 
 # --- faulty -----------------------------------------------------------------
 
 
 class BlockingModelClient:
-    """A synchronous SDK (requests, boto3, a DB driver) awaited by nobody: it blocks the loop."""
+    """`httpx.get(...)` in `async def`: a sync client on the event loop's thread.
+
+    It opens a connection, sends, and waits for the model's answer without ever
+    yielding to the loop: for those ~100 ms the worker serves nothing, not even
+    /healthz, and every other request's timers fire late.
+    """
 
     def __init__(self, params: ModelParams) -> None:
-        self.latency = params.latency_ms / 1000
         self.items = params.items
 
-    async def recommend(self, user_id: int) -> list[int]:
-        time.sleep(self.latency)  # the whole worker waits here
-        return _recommend(user_id, self.items)
+    async def recommend(self, server: ModelServer, user_id: int) -> list[int]:
+        response = httpx.get(  # the whole worker waits here
+            f"{server.url}/recommendations/{user_id}", params={"limit": self.items}
+        )
+        return _product_ids(response)
 
 
 # --- fixed ------------------------------------------------------------------
 
 
 class AsyncModelClient:
-    """An awaitable client (httpx.AsyncClient, an async driver): the loop serves others meanwhile.
+    """Await the app's shared `httpx.AsyncClient`: the loop serves others meanwhile.
 
-    With only a synchronous SDK at hand, `await run_in_threadpool(sdk_call)` (or a
-    plain `def` route) gives the same effect.
+    One client for the app's lifetime (not one per request): its pool keeps the
+    connections to the model server alive, and its timeouts bound the wait. With
+    only a synchronous SDK at hand, `await run_in_threadpool(sdk_call)` (or a plain
+    `def` route, which FastAPI runs in its threadpool) keeps the loop free as well.
     """
 
     def __init__(self, params: ModelParams) -> None:
-        self.latency = params.latency_ms / 1000
         self.items = params.items
 
-    async def recommend(self, user_id: int) -> list[int]:
-        await asyncio.sleep(self.latency)
-        return _recommend(user_id, self.items)
+    async def recommend(self, server: ModelServer, user_id: int) -> list[int]:
+        response = await server.http.get(
+            f"/recommendations/{user_id}", params={"limit": self.items}
+        )
+        return _product_ids(response)
 
 
 SCENARIO: Scenario[ModelClient, ModelParams] = Scenario(
@@ -77,17 +109,24 @@ SCENARIO: Scenario[ModelClient, ModelParams] = Scenario(
     seeds=(1,),
     kind="fault",
     summary=(
-        "`time.sleep`-like blocking inside `async def` stalls the event loop: every request "
-        "of the worker waits, even /healthz. Awaiting an async client keeps the loop free."
+        "A synchronous `httpx.get` to the model server inside `async def` stalls the event "
+        "loop for each call's ~100 ms: every request of the worker waits, even /healthz. "
+        "Awaiting the app's shared `httpx.AsyncClient` keeps the loop free."
     ),
     faulty=BlockingModelClient,
     fixed=AsyncModelClient,
     params=ModelParams,
+    # The app reaches the upstream (the model server) only through Toxiproxy: UPSTREAM_URL
+    # is the proxy's address (lab/topology.py), set only when both run.
+    requires=("toxiproxy", "upstream"),
     workload="blocking",
     default_load={"users": 20, "duration": "30s"},
     symptom=Symptom(
         metric="event_loop_lag_p99_ms",
         op=">",
+        # The requirement: a worker's loop runs a due callback within 100 ms (asyncio's
+        # own slow-callback warning in debug mode is at 100 ms). A sync call that waits
+        # ~100 ms for the model breaks it; an awaited one leaves the loop at a few ms.
         threshold=100.0,
         description="the event loop runs its callbacks over 100 ms late",
     ),
@@ -96,15 +135,19 @@ SCENARIO: Scenario[ModelClient, ModelParams] = Scenario(
 event-loop lag plot), and the cheap `/healthz` next to it as slow as the slow
 route (summary.json `routes`): the worker serialises everything behind the
 blocking call. CPU is low: the worker is waiting, with the loop held.
+`upstream_request_duration_seconds{dependency="recommendations"}` stays at the
+model's ~100 ms: the model server is not slow, the app waits for it wrongly.
 
-**Find it.** `py-spy dump --pid <worker>` shows the main thread inside
-`time.sleep` (or a socket read) under an `async def` frame: a blocking call on
-the loop. Under load, `py-spy record` shows the same frame at the top.
-`PYTHONASYNCIODEBUG=1` logs callbacks slower than 100 ms with their location.
+**Find it.** `py-spy dump --pid <worker>` shows the main thread inside a socket
+read (`read` in httpcore/_backends/sync.py, under `httpx.get`) under an
+`async def` frame (`recommend` in faults/blocking_call.py): a blocking call on
+the loop. Under load, `py-spy record` shows the same frames. `PYTHONASYNCIODEBUG=1`
+logs callbacks slower than 100 ms with their location.
 
 **How async helps here.** Only when the wait is awaitable: use the async
-client (`httpx.AsyncClient`, asyncpg/psycopg async, redis.asyncio), or move the
-sync call off the loop with `run_in_threadpool` / `def` routes (FastAPI runs
-those in a threadpool). CPU-heavy work needs a process pool instead (cpu-bound).
+client (`httpx.AsyncClient`, asyncpg/psycopg async, redis.asyncio), created
+once in the app's lifespan and shared, with a timeout, or move the sync call off
+the loop with `run_in_threadpool` / `def` routes (FastAPI runs those in a
+threadpool). CPU-heavy work needs a process pool or a cache instead (cpu-bound).
 """,
 )

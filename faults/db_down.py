@@ -4,7 +4,9 @@ Network condition (both variants): the Postgres link's proxy is disabled
 (connections refused, open ones cut), as in a failover or a network partition.
 Seam: `OutagePolicy`, how the app answers a request whose database is
 unreachable; the app's handler for `OperationalError` (target_app/api/errors.py)
-asks it.
+asks it, and answers in the app's error envelope either way: the fixed
+variant's 503, or the faulty variant's exception going on to the app's last
+resort, the 500 of an exception nobody handled.
 """
 
 from __future__ import annotations
@@ -12,15 +14,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
 from faults._contract import Scenario, Symptom, Toxic
 
-__all__ = ["SCENARIO", "DbDownParams", "LetItCrash", "OutagePolicy", "ServiceUnavailable"]
+__all__ = [
+    "SCENARIO",
+    "DbDownParams",
+    "LetItCrash",
+    "Outage",
+    "OutagePolicy",
+    "ServiceUnavailable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +42,32 @@ class DbDownParams(BaseModel):
     )
 
 
-class OutagePolicy(Protocol):
-    """The seam: an answer for a request the database failed, or None to let it raise."""
+@dataclass(frozen=True)
+class Outage:
+    """A deliberate answer to a request the database failed: 503, this message, Retry-After."""
 
-    def respond(self, exc: OperationalError) -> JSONResponse | None: ...
+    message: str
+    retry_after_seconds: int
+
+
+class OutagePolicy(Protocol):
+    """The seam: how to answer a request the database failed, or None to let it raise."""
+
+    def respond(self, exc: OperationalError) -> Outage | None: ...
 
 
 # --- faulty -----------------------------------------------------------------
 
 
 class LetItCrash:
-    """No handler: the driver's exception becomes a 500 and a traceback per request."""
+    """Nothing names the outage: the driver's exception becomes a 500 and a traceback
+    per request, from the app's last resort for exceptions nobody handled."""
 
     def __init__(self, params: DbDownParams) -> None:
         pass
 
-    def respond(self, exc: OperationalError) -> JSONResponse | None:
-        return None  # re-raised: Starlette's server error, 500
+    def respond(self, exc: OperationalError) -> Outage | None:
+        return None  # re-raised
 
 
 # --- fixed ------------------------------------------------------------------
@@ -67,17 +85,13 @@ class ServiceUnavailable:
         self._last_logged = 0.0
         self._lock = threading.Lock()
 
-    def respond(self, exc: OperationalError) -> JSONResponse | None:
+    def respond(self, exc: OperationalError) -> Outage | None:
         with self._lock:
             now = time.monotonic()
             if now - self._last_logged >= self.retry_after:
                 self._last_logged = now
                 log.error("database unreachable: %s", str(exc.orig).strip().splitlines()[0])
-        return JSONResponse(
-            {"detail": "the database is unreachable; retry shortly"},
-            status_code=503,
-            headers={"Retry-After": str(self.retry_after)},
-        )
+        return Outage("the database is unreachable; retry shortly", self.retry_after)
 
 
 SCENARIO: Scenario[OutagePolicy, DbDownParams] = Scenario(
@@ -105,18 +119,48 @@ SCENARIO: Scenario[OutagePolicy, DbDownParams] = Scenario(
     ),
     diagnosis="""\
 **What you see.** Faulty: `http_requests_total{status="500"}` for every DB
-route, one `OperationalError` traceback per request in app.log, /readyz 500.
-Fixed: status 503 with `Retry-After`, one `database unreachable` line per
-outage window, /readyz 503 (the balancer drains the instance instead of
-retrying into it), and routes that need no DB (`/healthz`) keep answering.
+route, and per request one `unhandled exception` line in app.log with the
+`OperationalError` traceback and the request id; /readyz 500. Fixed: 503 with
+`Retry-After`, one `database unreachable` line per outage window (no
+traceback), /readyz 503 (the balancer drains the instance instead of retrying
+into it), and routes that need no DB (`/healthz`) keep answering. Both answer
+in the app's one error envelope: the variants differ in whether the outage has
+a name, not in how an error looks.
 
-**Global error handling (seed 37).** Register handlers for the exceptions you
-can name (`OperationalError` -> 503, validation -> 422 with positions) and one
-catch-all that logs the traceback with the request id and returns a generic
-500 without it. Never return stack traces to clients.
+**Global error handling (seed 37).** Three layers, in target_app/api/errors.py.
+Handlers for the exceptions the app can name: `HTTPException` (the routes'
+refusals, the router's 404/405), `RequestValidationError` (422), and
+`OperationalError` (this seam: 503 + Retry-After). Then one last resort for
+everything else, inside the request-id middleware (Starlette's own `Exception`
+handler runs outside every middleware, where the request id is already gone):
+it logs the traceback once, with the request id, and answers a bare 500. Every
+answer is `{"error": {"status", "message", "details", "request_id"}}`, and the
+request id is also in `X-Request-Id` (a client's own id is kept): what a user
+quotes, and what `grep <id> app.log` finds. The faulty variant is what an app
+without a name for the outage does: the driver's exception reaches the last
+resort, so every request is a 500 and a traceback, and nothing tells a client
+or a balancer to come back later. A failure after a streamed response has
+started cannot become a 500: the connection is cut and the log has it.
+
+**How do you handle 422 errors?** As data: `details` lists each invalid field
+(`loc`, `msg`, `type`, all of them, not just the first), and `message` says
+the first in words. Not the submitted values: they may be a password or
+100,000 rows, and an error body is logged by proxies and clients. Not logged
+by the app either: a 422 is the client's mistake, counted in
+`http_requests_total{status="422"}`; a log line per bad request is a flood
+that whoever sends them controls. Bound the inputs in the schema (ids to what
+their column holds) so that bad input is a 422 and never a database error.
+
+**Should a stack trace be returned?** Never, in any environment that a client
+can reach: it names files, libraries, queries and sometimes secrets, and it
+helps nobody who cannot fix the code. The lab proves it:
+`tests/app/test_errors.py` makes routes raise (a secret in the exception's
+text) and checks that no body carries a traceback or the text, while the log
+line under the same request id has both. In development, read the log.
 
 **Find it.** `summary.json: responses_by_status` and `unhandled_error_rate`;
-`grep OperationalError runs/<run>/app.log | wc -l`; `lab status` shows the
+`grep -c '"unhandled exception"' runs/<run>/app.log` (one per request) against
+`grep -c 'database unreachable'` (one per window); `lab status` shows the
 `postgres` proxy disabled while the run lasts.
 """,
 )

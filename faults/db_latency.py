@@ -10,6 +10,7 @@ so the only difference is how many times the app waits for the DB.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +31,16 @@ class DashboardRepository(Protocol):
     """The seam: a user's dashboard read over one connection, or None for no such user."""
 
     def load(self, conn: Connection, user_id: int) -> dict[str, Any] | None: ...
+
+
+def _money(total: object) -> str:
+    """A sum of NUMERIC(12,2) totals as the app writes money, to the cent ('1623.89').
+
+    A raw `text()` sum is untyped: PostgreSQL returns a Decimal, but SQLite, which
+    has no decimal type, a float (1623.8899999999999). Via its shortest repr, a
+    float sum of cents is the exact sum give or take far less than a cent.
+    """
+    return str(Decimal(str(total)).quantize(Decimal("0.01")))
 
 
 # --- faulty -----------------------------------------------------------------
@@ -58,7 +69,7 @@ class FourRoundTrips:
             {"id": user_id, "n": self.recent},
         ).all()
         return {"id": user.id, "name": user.name, "email": user.email, "orders": orders,
-                "spent": str(spent), "recent_order_ids": list(recent)}  # fmt: skip
+                "spent": _money(spent), "recent_order_ids": list(recent)}  # fmt: skip
 
 
 # --- fixed ------------------------------------------------------------------
@@ -100,7 +111,7 @@ class OneRoundTrip:
         if isinstance(recent, str):
             recent = [int(i) for i in recent.split(",")]
         return {"id": row.id, "name": row.name, "email": row.email, "orders": row.orders,
-                "spent": str(row.spent), "recent_order_ids": list(recent or [])}  # fmt: skip
+                "spent": _money(row.spent), "recent_order_ids": list(recent or [])}  # fmt: skip
 
 
 SCENARIO: Scenario[DashboardRepository, DashboardParams] = Scenario(

@@ -8,13 +8,15 @@ The ranking changes slowly (orders trickle in), yet every request recomputes it.
 from __future__ import annotations
 
 import asyncio
-import secrets
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError
 
 from faults._contract import Scenario, Symptom
 
@@ -28,6 +30,9 @@ __all__ = [
 
 CACHE_NAME = "bestsellers"
 KEY = "catalog:bestsellers:v1"
+LOCK_KEY = f"{KEY}:lock"
+
+log = logging.getLogger("faults.no_cache")
 
 
 class BestsellerParams(BaseModel):
@@ -77,14 +82,19 @@ class AlwaysRecompute:
 class RedisCacheWithLock:
     """Cache-aside in Redis with a TTL, and stampede protection.
 
-    On a miss, one request takes a short lock (`SET NX PX`) and recomputes;
-    the others wait for the new value instead of all recomputing at once (a
-    stampede: 50 clients, 50 identical computations, the moment the key expires).
+    On a miss, one request takes a short lock and recomputes; the others wait
+    for the new value instead of all recomputing at once (a stampede: 50
+    clients, 50 identical computations, the moment the key expires). The lock
+    is redis-py's `Lock`: `SET key:lock <random token> NX PX`, released by a Lua
+    script that deletes the key only if it still holds this request's token, in
+    one atomic step. A holder slower than the lock's lifetime finds its lock
+    expired (and maybe another request's now) and leaves it alone; a GET then
+    DEL would delete the other request's lock between the two commands.
     """
 
     def __init__(self, params: BestsellerParams) -> None:
         self.ttl = params.ttl_seconds
-        self.lock_ms = int(params.lock_seconds * 1000)
+        self.lock_seconds = params.lock_seconds
         self.wait = params.wait_seconds
 
     async def get(self, redis: Redis | None, compute: Callable[[], Awaitable[bytes]]) -> bytes:
@@ -98,16 +108,26 @@ class RedisCacheWithLock:
             metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit").inc()
             return _as_bytes(cached)
         metrics.CACHE_REQUESTS.labels(CACHE_NAME, "miss").inc()
-        token = secrets.token_hex(8)
-        if await redis.set(f"{KEY}:lock", token, nx=True, px=self.lock_ms):
+        # One Lock object per request: its token is this request's alone.
+        lock = Lock(redis, LOCK_KEY, timeout=self.lock_seconds, blocking=False, thread_local=False)
+        if await lock.acquire():
             try:
+                # The previous holder may have stored the value between our miss and now.
+                cached = await redis.get(KEY)
+                if cached is not None:
+                    return _as_bytes(cached)
                 count_computation()
                 value = await compute()
                 await redis.set(KEY, value, ex=self.ttl)
                 return value
             finally:
-                if await redis.get(f"{KEY}:lock") == token.encode():
-                    await redis.delete(f"{KEY}:lock")
+                try:
+                    await lock.release()
+                except LockNotOwnedError:  # expired while we computed: not ours to delete
+                    log.warning(
+                        "bestseller recompute outlived its lock",
+                        extra={"fields": {"lock_seconds": self.lock_seconds}},
+                    )
         deadline = time.monotonic() + self.wait
         while time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -156,7 +176,17 @@ Redis' own `maxmemory`. **How long?** As long as readers tolerate (here 10 s);
 add jitter to expiries written together.
 
 **Stampede protection.** When a hot key expires, let one request recompute
-under a short lock (`SET key:lock token NX PX 5000`) while the others wait
-briefly for the new value (or serve the stale one).
+under a short lock while the others wait briefly for the new value (or serve
+the stale one). Take a maintained lock, not a hand-written one: redis-py's
+`redis.lock(name, timeout=5, blocking=False)` is `SET key:lock token NX PX
+5000`, and its `release()` deletes the key only if it still holds the
+caller's token, atomically (a Lua script). A `GET` then `DEL` is two
+commands: the lock can expire and be taken by another request between them,
+and the slow holder deletes the newcomer's lock.
+
+**Counting computations.** `cache_requests_total{result="computed"}` is the
+seam's own count; the contract test counts what the computation cannot help
+doing, the SQL statements the engine executed (`db_query_duration_seconds_count`,
+one aggregate per computation).
 """,
 )

@@ -67,7 +67,7 @@ class ListColumnsOnly:
 SCENARIO: Scenario[ListQuery, ListQueryParams] = Scenario(
     slug="slicer",
     title="A fragmenting network: big result sets pay per byte",
-    seeds=(50,),
+    seeds=(1,),
     kind="network",
     summary=(
         "The DB link slices every answer into 32-byte pieces 0.5 ms apart. A list page that "
@@ -91,6 +91,17 @@ SCENARIO: Scenario[ListQuery, ListQueryParams] = Scenario(
 to row count or query plan: `db_query_duration_seconds` is high while
 `pg_stat_statements` shows the same statements fast on the server, and the
 Toxiproxy byte counters for `postgres` grow with every page.
+
+**Slow API response: DB latency or code latency? (seed 1)** The endpoint
+became slow with no change of code or data: the network changed. Server-Timing
+(`db;dur=...` on every response) and `summary.json: db_time_share` put the time
+in the DB (over 0.8 of each request, asserted by the contract test), while
+`pg_stat_statements` shows the same statement fast on the server: so it is not
+the query plan but the way between the app and the DB. Toxiproxy's
+`toxiproxy_proxy_sent_bytes_total{proxy="postgres"}` per request names the
+cause: bytes. Async would not help here: each request waits for its own bytes;
+the threadpool (and async, likewise) only lets the worker serve other requests
+meanwhile. What helps is fetching fewer bytes.
 
 **Fix.** Select the columns the endpoint renders (`select(Product.id, ...)` or
 `load_only(...)`), defer large columns (`deferred()`), paginate, and compress

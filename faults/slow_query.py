@@ -4,7 +4,9 @@ The code is the same in both variants; the schema is not. Faulty: the
 database at revision 0001, where `products.name` has no index, so every
 lookup scans the table. Fixed: revision 0002
 (target_app/migrations/versions/0002_products_name_index.py) adds the index,
-shipped as an Alembic migration with its downgrade. The run brings the
+shipped as an Alembic migration with its downgrade, both CONCURRENTLY on
+PostgreSQL so that writes to the table go on while the index builds
+(tests/scenarios/test_slow_query.py times them). The run brings the
 database to the variant's revision before the app starts (`prepare`).
 
 Seam: `ProductSearch`, the name lookup of `GET /products/search`
@@ -118,7 +120,10 @@ and `EXPLAIN ANALYZE SELECT ... WHERE name = '...'` shows `Seq Scan on products`
 (faulty) vs `Index Scan using ix_products_name` (fixed).
 
 **Optimise from the API side (seed 10).** Add the index the query needs
-(migration 0002, reversible: `alembic downgrade 0001`); select only the
+(migration 0002, reversible: `alembic downgrade 0001`). On a live table build
+it `CONCURRENTLY` (outside a transaction: Alembic's `autocommit_block()`): a
+plain `CREATE INDEX` holds a SHARE lock for the whole build, and every write
+to the table waits that long (seconds on a million rows); select only the
 columns you return; cache hot lookups (Redis, see no-cache); paginate; for
 "10 s" queries, move them off the request path (a job) and serve the result.
 **When to denormalise?** When a join or aggregate is read far more often than

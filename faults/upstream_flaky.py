@@ -4,42 +4,88 @@ Network condition (both variants): a `reset_peer` toxic with toxicity 0.3 on
 the upstream link, so about 30% of calls have their connection reset.
 Seam: the retry policy around every upstream call, a `CallPolicy`
 (target_app/clients/upstream.py), used by `POST /orders/{order_id}/pay`.
+
+The fixed variant is two maintained libraries, composed:
+
+- tenacity retries each call (`wait_random_exponential`: full jitter), only
+  what the client classes as retryable (`UpstreamRetryable`: connect errors,
+  resets, timeouts, 502/503/504, 429 no sooner than its Retry-After), never a
+  4xx, and at most `max_attempts` times;
+- purgatory's circuit breaker guards every attempt: `breaker_failures`
+  consecutive failures open it, calls then fail at once, after
+  `breaker_open_seconds` it lets a trial through (half-open) and closes on
+  success or opens again on failure.
+
+Why purgatory, and why a gate on top. Of the three maintained breakers for
+Python, none lets exactly one trial through under asyncio, as read in their
+code: purgatory 3.0.1's `HalfOpenedState.handle_new_request` does nothing, so
+every caller that arrives while the trial is in flight goes through;
+aiobreaker 1.2.0 (last release 2021) half-opens on the first call after the
+timeout and then lets every caller through the half-open state the same way;
+pybreaker 1.4.1 serialises calls with a `threading.RLock` held for the whole
+call (in every state: one call at a time, and a thread lock held across an
+`await` would block the event loop) and supports coroutines only through
+Tornado. purgatory is asyncio-native, typed, and its state model (the GoF
+State pattern, consecutive-failure threshold, TTL, excluded exceptions) is
+the one we want; the one missing rule, one trial at a time, is the small gate
+in `Breaker.call`: while a trial is in flight the others fail fast.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-import threading
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
 
 from faults._contract import Scenario, Symptom, Toxic
 
 if TYPE_CHECKING:
     from target_app.clients.upstream import CallPolicy
 
-__all__ = ["SCENARIO", "CircuitBreaker", "OneShotPolicy", "RetryParams", "RetryWithBreakerPolicy"]
+__all__ = [
+    "SCENARIO",
+    "STATE_VALUES",
+    "Breaker",
+    "OneShotPolicy",
+    "RetryParams",
+    "RetryWithBreakerPolicy",
+]
 
 T = TypeVar("T")
+
+# circuit_breaker_state{dependency}: purgatory's state names as the gauge's values.
+STATE_VALUES = {"closed": 0, "half-opened": 1, "opened": 2}
 
 
 class RetryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int = Field(5, ge=1, le=10, description="fixed: calls per request at most")
-    base_delay_ms: float = Field(25, ge=0, le=5000, description="fixed: first backoff")
+    base_delay_ms: float = Field(25, ge=0, le=5000, description="fixed: first backoff's cap")
     max_delay_ms: float = Field(400, ge=0, le=60_000, description="fixed: backoff cap")
-    # Above the toxic's 0.3 with a margin: over 50 calls, 30 failures at p=0.3
-    # is 4.6 standard deviations out, so a merely flaky provider never trips it
-    # (at 0.5 over 20 calls it tripped within seconds and turned payments into
-    # "pending" fallbacks), while a provider that is down trips it in 20 calls.
-    breaker_failure_ratio: float = Field(
-        0.6, gt=0, le=1, description="fixed: open the circuit above this failure ratio"
+    max_retry_after_s: float = Field(
+        1.0, ge=0, le=600,
+        description="fixed: wait a 429/503's Retry-After up to this; a longer one is not retried",
+    )  # fmt: skip
+    # Consecutive failures: at the toxic's p = 0.3 a run of 15 has probability
+    # 0.3**15 = 1.4e-8 per call, about 1e-4 over the 10,000 calls of a 30 s run,
+    # so a merely flaky provider does not trip it; a provider that is down trips
+    # it within 15 calls (3 requests at 5 attempts).
+    breaker_failures: int = Field(
+        15, ge=1, le=10_000, description="fixed: consecutive failed calls that open the circuit"
     )
     breaker_open_seconds: float = Field(5.0, gt=0, le=600, description="fixed: open time")
 
@@ -60,93 +106,140 @@ class OneShotPolicy:
 # --- fixed ------------------------------------------------------------------
 
 
-class CircuitBreaker:
-    """Closed -> open when the recent failure ratio is too high -> half-open after a pause.
+class Breaker:
+    """purgatory's circuit for one dependency, one trial at a time when half-open,
+    its state published in `circuit_breaker_state{dependency}`.
 
-    While open, calls fail at once instead of piling onto a provider that is down.
+    Failures are what the provider did wrong: a transient error, a 5xx, a call
+    cancelled by the caller's deadline (a provider too slow to answer within the
+    budget is failing it). A 4xx (`UpstreamRejected`) is the provider working:
+    purgatory's `exclude` counts it as a success.
     """
 
-    WINDOW = 50
-    MIN_CALLS = 20
-
-    def __init__(self, dependency: str, failure_ratio: float, open_seconds: float) -> None:
-        self.dependency = dependency
-        self.failure_ratio = failure_ratio
-        self.open_seconds = open_seconds
-        self.results: deque[bool] = deque(maxlen=self.WINDOW)
-        self.opened_at: float | None = None
-        self._lock = threading.Lock()
-        self._publish(0)
-
-    def _publish(self, state: int) -> None:
+    def __init__(self, dependency: str, failures: int, open_seconds: float) -> None:
         # Here, not at the top: listing the catalogue never imports the app.
+        from target_app.clients.upstream import UpstreamRejected
+
+        self.dependency = dependency
+        self.factory = AsyncCircuitBreakerFactory(
+            default_threshold=failures, default_ttl=open_seconds, exclude=[UpstreamRejected]
+        )
+        self.trial_in_flight = False
+        self._publish("closed")
+
+    def _publish(self, state: str) -> None:
         from target_app import metrics
 
-        metrics.CIRCUIT_BREAKER_STATE.labels(self.dependency).set(state)
+        metrics.CIRCUIT_BREAKER_STATE.labels(self.dependency).set(STATE_VALUES[state])
 
-    def allow(self) -> bool:
-        with self._lock:
-            if self.opened_at is None:
-                return True
-            if time.monotonic() - self.opened_at >= self.open_seconds:
-                self._publish(1)  # half-open: let a trial call through
-                return True
-            return False
+    async def state(self) -> str:
+        breaker = await self.factory.get_breaker(self.dependency)
+        return breaker.context.state
 
-    def record(self, ok: bool) -> None:
-        with self._lock:
-            self.results.append(ok)
-            if ok and self.opened_at is not None:
-                self.opened_at = None  # the trial call worked: close
-                self.results.clear()
-                self._publish(0)
-                return
-            failures = self.results.count(False)
-            if len(self.results) >= self.MIN_CALLS and failures / len(self.results) > (
-                self.failure_ratio
-            ):
-                self.opened_at = time.monotonic()
-                self._publish(2)
+    async def call(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        from target_app.clients.upstream import UpstreamCircuitOpen
+
+        breaker = await self.factory.get_breaker(self.dependency)
+        context = breaker.context
+        # From here to the end of `__aenter__` nothing awaits: the check and the
+        # claim of the trial slot are one step of the event loop.
+        trial = context.state != "closed"  # opened (and due for a trial?) or half-opened
+        if trial and self.trial_in_flight:
+            raise UpstreamCircuitOpen(f"circuit half-open for {self.dependency}: trial in flight")
+        if trial:
+            self.trial_in_flight = True
+        try:
+            try:
+                await breaker.__aenter__()
+            except OpenedState as opened:
+                # purgatory raises its one OpenedState object on every refused
+                # call, and each raise of the same object grows its traceback by
+                # the frames it crossed: a leak for as long as the circuit is open.
+                opened.__traceback__ = None
+                self._publish("opened")
+                raise UpstreamCircuitOpen(
+                    f"circuit open for {self.dependency}: failing fast"
+                ) from None
+            self._publish(context.state)
+            try:
+                result = await attempt()
+            except BaseException as exc:
+                await breaker.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+            await breaker.__aexit__(None, None, None)
+            return result
+        finally:
+            if trial:
+                self.trial_in_flight = False
+            self._publish(context.state)
+
+
+def _retry_after(state: RetryCallState) -> float | None:
+    """The Retry-After (seconds) of the failure that ended this attempt, if it had one."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    value = getattr(exc, "retry_after", None)
+    return None if value is None else float(value)
+
+
+class _StopOnLongRetryAfter(stop_base):
+    """Give up when the provider asks for a pause longer than the request can wait."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        retry_after = _retry_after(retry_state)
+        return retry_after is not None and retry_after > self.limit_s
 
 
 class RetryWithBreakerPolicy:
-    """Retry with exponential backoff and full jitter, behind a circuit breaker.
+    """tenacity's retry (full jitter, Retry-After, bounded) around purgatory's breaker.
 
     Safe only because every attempt carries the same idempotency key (the route
     derives it from the order), so a retried charge is never a second charge.
+    An open circuit is not retried: the request fails fast and the route falls back.
     """
 
     def __init__(self, params: RetryParams) -> None:
         self.params = params
-        self.breakers: dict[str, CircuitBreaker] = {}
+        self.breakers: dict[str, Breaker] = {}
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests record it
+        self.jitter = wait_random_exponential(
+            multiplier=params.base_delay_ms / 1000, max=params.max_delay_ms / 1000
+        )
 
-    def _breaker(self, dependency: str) -> CircuitBreaker:
+    def breaker(self, dependency: str) -> Breaker:
         if dependency not in self.breakers:
-            self.breakers[dependency] = CircuitBreaker(
-                dependency, self.params.breaker_failure_ratio, self.params.breaker_open_seconds
+            self.breakers[dependency] = Breaker(
+                dependency, self.params.breaker_failures, self.params.breaker_open_seconds
             )
         return self.breakers[dependency]
 
-    async def call(self, dependency: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        from target_app.clients.upstream import UpstreamError, UpstreamUnavailable
+    def _wait(self, state: RetryCallState) -> float:
+        retry_after = _retry_after(state)
+        if retry_after is not None:
+            return retry_after  # the provider said when: no sooner
+        return float(self.jitter(state))
 
-        breaker = self._breaker(dependency)
-        p = self.params
-        for number in range(1, p.max_attempts + 1):
-            if not breaker.allow():
-                raise UpstreamUnavailable(f"circuit open for {dependency}: failing fast")
-            try:
-                result = await attempt()
-            except UpstreamError:
-                breaker.record(False)
-                if number == p.max_attempts:
-                    raise
-                cap = min(p.max_delay_ms, p.base_delay_ms * 2 ** (number - 1))
-                await asyncio.sleep(random.uniform(0, cap) / 1000)  # full jitter
-            else:
-                breaker.record(True)
-                return result
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _sleep(self, seconds: float) -> None:
+        await self.sleep(seconds)
+
+    async def call(self, dependency: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        from target_app.clients.upstream import is_retryable
+
+        breaker = self.breaker(dependency)
+        retrying = AsyncRetrying(
+            sleep=self._sleep,
+            stop=stop_any(
+                stop_after_attempt(self.params.max_attempts),
+                _StopOnLongRetryAfter(self.params.max_retry_after_s),
+            ),
+            wait=self._wait,
+            retry=retry_if_exception(is_retryable),
+            reraise=True,
+        )
+        result: Any = await retrying(breaker.call, attempt)
+        return cast(T, result)
 
 
 SCENARIO: Scenario[CallPolicy, RetryParams] = Scenario(
@@ -177,16 +270,25 @@ SCENARIO: Scenario[CallPolicy, RetryParams] = Scenario(
 `upstream_request_duration_seconds_count` by `outcome` shows `ReadError` /
 `RemoteProtocolError` next to `ok`. With the fix, errors fall below 1% and
 `upstream_calls_per_request` in summary.json stays near 1/(1-0.3), never above
-`max_attempts`.
+`max_attempts`; the provider's own ledger (`GET /_control/charges` on the
+upstream) holds one charge per order however many attempts reached it.
 
-**Retry with exponential backoff.** Retry only what is safe to repeat
-(idempotency key on every charge, the same key on every attempt), wait
-`uniform(0, min(cap, base * 2**n))` between attempts (full jitter: retries of
-many clients do not synchronise into a storm), and bound the attempts.
+**Retry with exponential backoff** (tenacity). Retry only what can succeed
+next time (the client raises `UpstreamRetryable` for connect errors, resets,
+timeouts, 502/503/504 and 429, `UpstreamRejected` for any other 4xx), only
+what is safe to repeat (the same idempotency key on every attempt), wait
+`uniform(0, min(cap, base * 2**n))` between attempts
+(`wait_random_exponential`: full jitter, so retries of many clients do not
+synchronise into a storm) or the provider's `Retry-After` when it sends one,
+and bound the attempts (`stop_after_attempt`).
 
-**Circuit breaker.** Count recent outcomes; above a failure ratio, open the
-circuit and fail fast for a while (`circuit_breaker_state` = 2) instead of
-adding retries to a provider that is down; after the pause let one trial call
-through (half-open, 1) and close on success.
+**Circuit breaker** (purgatory). Count consecutive failures; at the threshold
+open the circuit and fail fast (`circuit_breaker_state` = 2) instead of adding
+retries to a provider that is down: a request that cannot succeed must not
+hold a worker. After `breaker_open_seconds` let exactly one trial call through
+(half-open, 1; the others keep failing fast) and close on its success (0).
+`lab chaos upstream-flaky`, then `POST /proxies/upstream {"enabled": false}`
+on Toxiproxy, shows it open within a few requests and close after the pause
+once the link is back.
 """,
 )

@@ -2,7 +2,16 @@
 
 Network condition (both variants): a 6 s latency toxic on the upstream link.
 Seam: the deadline policy around every upstream call, a `CallPolicy`
-(target_app/clients/upstream.py), used by `POST /orders/{order_id}/pay`.
+(target_app/clients/upstream.py), used by `POST /orders/{order_id}/pay` and
+by its status URL, `GET /orders/{order_id}/payment`.
+
+The fallback is followed up, not just answered: the 202 names a status URL
+(body and `Location`), a background follow-up (`PendingCharges` in
+target_app/clients/upstream.py) resolves the charge with the provider by the
+same idempotency key (`GET /payments?idempotency_key=`, then the charge with
+that key if the provider never got it) and records it, and the status URL
+reports it. The contract test holds every order the shop accepted against
+the provider's own ledger (`GET /_control/charges`): each charged exactly once.
 """
 
 from __future__ import annotations
@@ -73,7 +82,8 @@ SCENARIO: Scenario[CallPolicy, DeadlineParams] = Scenario(
     kind="network",
     summary=(
         "The payment provider answers in 6 s. Without a deadline every checkout takes 6 s; "
-        "with a 2 s asyncio timeout and a fallback (202, payment pending) it takes 2 s, no 5xx."
+        "with a 2 s asyncio timeout and a fallback (202, payment pending, a status URL, a "
+        "follow-up by idempotency key) it takes 2 s, no 5xx, and every order is charged once."
     ),
     faulty=WaitForeverPolicy,
     fixed=DeadlinePolicy,
@@ -101,8 +111,18 @@ it from the budget: the API's 2 s minus your own work, and also set the HTTP
 client's connect/read timeouts so a dead socket cannot outlive the deadline.
 
 **Fallback.** Answer what is true: `202 Accepted` with `status: payment_pending`
-and a way to learn the outcome (webhook, status URL, e-mail); let a background
-job confirm with the provider using the same idempotency key. For reads
-(inventory), serve the last known value marked stale.
+and a way to learn the outcome: here a status URL, `GET /orders/{id}/payment`,
+in the body and the `Location` header, with `Retry-After: 1`. A background
+follow-up confirms with the provider using the same idempotency key: it asks
+for the charge by key and, if the provider never received it (the deadline or
+an open circuit stopped it before it was sent), submits it with that key, so
+a charge that did arrive is never made twice. It records the outcome, which
+the status URL reports (200 paid, or 202 still pending). Check it from the
+provider's side: `curl $UPSTREAM_DIRECT_URL/_control/charges` lists one charge
+per order and `orders_charged_more_than_once` stays empty. The follow-ups live
+in the app's process and shutting down waits for them (bounded); to survive a
+crash, keep the pending charge in a table or a queue (an outbox) and run the
+same loop from there. For reads (inventory), serve the last known value
+marked stale.
 """,
 )

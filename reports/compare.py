@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import replace
@@ -16,15 +15,15 @@ from faults.symptom import finite
 from .evidence import Evidence, load_evidence
 from .metrics import COMPARED_METRICS, METRICS, Better, Group, Metric
 from .plots import compare_plots
-from .render import fmt, plot_entries, symptom_verdict, write_pair
-from .samples import Samples, SlopeSamples
-from .stats import block_bootstrap_ci, block_bootstrap_slope_diff
+from .render import fmt, fmt_metric, plot_entries, source_text, symptom_verdict, write_pair
+from .samples import Samples
+from .stats import bootstrap_difference, bootstrap_ratio
 from .summary import load_or_build_summary
 
 __all__ = ["compare", "compare_runs", "symptom_headline"]
 
-MIN_SAMPLES = 3
-MIN_SLOPE_POINTS = 4
+# Fewer pieces (seconds) than this, and a resample cannot tell a change from noise.
+MIN_PIECES = 4
 
 
 def _better(spec: Metric, before: float | None, after: float | None) -> str | None:
@@ -34,37 +33,38 @@ def _better(spec: Metric, before: float | None, after: float | None) -> str | No
     return "after" if after_higher == (spec.better == "higher") else "before"
 
 
-def _slope_row(
-    row: dict[str, Any],
-    samples: SlopeSamples,
-    ev_a: Evidence,
-    ev_b: Evidence,
-    n_boot: int,
-    seed: int,
-) -> None:
-    pa, pb = samples.of(ev_a), samples.of(ev_b)
-    if pa is None or pb is None:
-        return
-    if len(pa[0]) < MIN_SLOPE_POINTS or len(pb[0]) < MIN_SLOPE_POINTS:
-        return
-    try:
-        res = block_bootstrap_slope_diff(*pa, *pb, n_boot=n_boot, seed=seed)
-    except ValueError:
-        return
-    low, high = res.diff_low * samples.scale, res.diff_high * samples.scale
-    if math.isfinite(low) and math.isfinite(high):
-        row.update(ci_low=low, ci_high=high, significant=res.significant, ci_kind="difference")
-
-
-def _ratio_row(
+def _ci(
     row: dict[str, Any], samples: Samples, ev_a: Evidence, ev_b: Evidence, n_boot: int, seed: int
 ) -> None:
-    a, b = samples.of(ev_a), samples.of(ev_b)
-    if a is None or b is None or a.shape[0] < MIN_SAMPLES or b.shape[0] < MIN_SAMPLES:
+    """The row's CI, of the very statistic the row reports (see `bootstrap_ratio`).
+
+    The point the interval is for is the row's own: after / before of the two
+    summaries, or after - before for a difference. So the point is inside its CI
+    by construction, and "significant" is the CI excluding 1 (or 0).
+    """
+    pa, pb = samples.of(ev_a), samples.of(ev_b)
+    if pa is None or pb is None or pa.n < MIN_PIECES or pb.n < MIN_PIECES:
         return
-    _, low, high = block_bootstrap_ci(a, b, samples.statistic, n_boot=n_boot, seed=seed)
-    if math.isfinite(low) and math.isfinite(high):
-        row.update(ci_low=low, ci_high=high, significant=bool(low > 1 or high < 1), ci_kind="ratio")
+    before, after = row["before"], row["after"]
+    if samples.compare == "difference":
+        if before is None or after is None:
+            return
+        row["difference"] = after - before
+        found = bootstrap_difference(pa, pb, point=after - before, n_boot=n_boot, seed=seed)
+        null = 0.0
+    else:
+        if row["ratio"] is None:
+            return
+        found = bootstrap_ratio(pa, pb, point=row["ratio"], n_boot=n_boot, seed=seed)
+        null = 1.0
+    if found.defined:
+        row.update(
+            ci_low=found.low,
+            ci_high=found.high,
+            ci_kind=samples.compare,
+            ci_widened=found.widened,
+            significant=found.excludes(null),
+        )
 
 
 def compare_runs(run_a: Path, run_b: Path, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
@@ -97,22 +97,26 @@ def _compare(
     metrics: list[dict[str, Any]] = []
     for i, spec in enumerate([*COMPARED_METRICS, *_symptom_specs(before)]):
         b, a = finite(before.get(spec.name)), finite(after.get(spec.name))
+        source_b, source_a = source_text(spec, before), source_text(spec, after)
         row: dict[str, Any] = {
             "name": spec.name,
             "label": spec.title,
+            "source": source_b
+            if source_b == source_a
+            else f"before: {source_b}; after: {source_a}",
             "before": b,
             "after": a,
             "ratio": finite(a / b) if a is not None and b not in (None, 0.0) else None,
+            "difference": None,
             "ci_low": None,
             "ci_high": None,
             "ci_kind": None,
+            "ci_widened": None,
             "significant": None,
             "better": _better(spec, b, a),
         }
-        if isinstance(spec.samples, SlopeSamples):
-            _slope_row(row, spec.samples, ev_a, ev_b, n_boot, seed + i)
-        elif spec.samples is not None:
-            _ratio_row(row, spec.samples, ev_a, ev_b, n_boot, seed + i)
+        if spec.samples is not None:
+            _ci(row, spec.samples, ev_a, ev_b, n_boot, seed + i)
         metrics.append(row)
     return {
         "before": before,
@@ -168,22 +172,32 @@ def _ci_text(row: Mapping[str, Any]) -> str:
     if row.get("ci_low") is None:
         return "n/a"
     if row.get("ci_kind") == "difference":
-        return f"Δ [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+        return f"Δ {fmt(row['difference'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
     return f"[{row['ci_low']:.3g}, {row['ci_high']:.3g}]"
 
 
-def _table(metrics: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _shown(metric: Metric | None, summary: Mapping[str, Any], value: float | None) -> str:
+    """A row's before or after number, for people (a bucket's upper end reads as a bound)."""
+    if metric is None:
+        return fmt(value)
+    text = fmt_metric(metric, summary)
+    return text + " %" if metric.unit == "%" and value else text
+
+
+def _table(
+    metrics: list[dict[str, Any]], before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[dict[str, str]]:
     out = []
     for m in metrics:
         metric = METRICS.get(m["name"])
-        pct = metric is not None and metric.unit == "%"
         sig = m["significant"]
         out.append(
             {
                 "label": m["label"],
                 "name": m["name"],
-                "before": fmt(m["before"], percent=pct) + (" %" if pct and m["before"] else ""),
-                "after": fmt(m["after"], percent=pct) + (" %" if pct and m["after"] else ""),
+                "source": m["source"],
+                "before": _shown(metric, before, m["before"]),
+                "after": _shown(metric, after, m["after"]),
                 "ratio": "n/a" if m["ratio"] is None else f"{m['ratio']:.3g}x",
                 "ci": _ci_text(m),
                 "significant": "n/a" if sig is None else ("yes" if sig else "no"),
@@ -231,7 +245,7 @@ def compare(run_a: Path, run_b: Path, out_dir: Path) -> Path:
         if headline.startswith("Symptom present before, absent")
         else ("unknown" if headline.startswith("No verdict") else "present"),
         "sides": sides,
-        "rows": _table(result["metrics"]),
+        "rows": _table(result["metrics"], result["before"], result["after"]),
         "plots": plot_entries(plots, out_dir),
     }
     _, html = write_pair(out_dir, "comparison", context)

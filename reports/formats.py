@@ -73,13 +73,16 @@ class SummaryFile:
     """summary.json of one run dir: the only code that writes or reads it.
 
     Format 1 (no `format` key) predates the metric registry; format 2 is the
-    registry's fields, in its order, after `format`. A summary is derived from
+    registry's fields, in its order, after `format`; format 3 changed the meaning
+    of `server_p95_ms` (from Prometheus' interpolation inside the histogram bucket
+    that holds the p95 to that bucket's upper end, a bound) and added
+    `server_p95_low_ms` (its lower end) after it. A summary is derived from
     the evidence, so one in any other format is not migrated but computed again
     from the run dir: an older one may lack fields or mean them differently, and
     a newer one's meaning is unknown here (the newer lab recomputes ours in turn).
     """
 
-    FORMAT = 2
+    FORMAT = 3
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / "summary.json"

@@ -2,19 +2,21 @@
 
 summary.json's keys and their order, the steps that compute them, the report's
 key numbers, the comparison's rows with the samples behind their confidence
-intervals, and the comparison's bar charts all come from FIELDS. Adding a
+intervals, the comparison's bar charts and the "source" column that says where
+each number comes from (the client or the server side, which file, exact or
+bucketed) all come from FIELDS. Adding a
 metric is one entry here (plus, if no step computes it yet, a step in
 reports/steps.py); a scenario's Symptom names one of these metrics.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Flag, auto
-from typing import Literal
+from typing import Any, Literal
 
 from . import samples as s
-from .series import cpu_per_request_samples
 from .steps import (
     Step,
     app_numbers,
@@ -41,6 +43,7 @@ __all__ = [
     "Field",
     "Group",
     "Metric",
+    "Source",
 ]
 
 Better = Literal["higher", "lower"]
@@ -66,6 +69,11 @@ class Field:
     fill: Step
 
 
+# Where a number comes from, for the report's and the comparison's "source" column:
+# a sentence, or one chosen from the run's summary (the percentiles' file).
+Source = str | Callable[[Mapping[str, Any]], str]
+
+
 @dataclass(frozen=True)
 class Metric(Field):
     """A numeric field: a finite number, or None when the run did not measure it."""
@@ -74,13 +82,41 @@ class Metric(Field):
     better: Better | None = None  # None: a setting or a volume, neither better nor worse
     groups: Group = Group.NONE
     short: str = ""  # the title of its bar chart, where the plot has no room for the label
-    samples: s.Samples | s.SlopeSamples | None = None  # what the bootstrap resamples
+    samples: s.Samples | None = None  # what the bootstrap resamples
+    source: Source = ""  # who measured it, from which file, and how
+    # Set on a bucket's upper end (a histogram's quantile): the field holding its
+    # lower end. The number is then an upper bound, and shown as one.
+    lower_field: str | None = None
 
     @property
     def title(self) -> str:
         """The label with its unit, for a table without a unit column (the comparison's)."""
         # A share is shown as a percentage on the value itself.
         return f"{self.label} ({self.unit})" if self.unit and self.unit != "%" else self.label
+
+    def source_in(self, summary: Mapping[str, Any]) -> str:
+        """Where this metric's number in `summary` comes from."""
+        return self.source(summary) if callable(self.source) else self.source
+
+
+CLIENT_EXACT = "client (Locust): requests.csv, every request, exact"
+CLIENT_ROUNDED = "client (Locust): locust_stats.csv, rounded to Locust's buckets"
+
+
+def _client_percentile(summary: Mapping[str, Any]) -> str:
+    found = summary.get("percentiles_from")
+    if found == "requests.csv":
+        return CLIENT_EXACT
+    if found == "locust_stats.csv":
+        return CLIENT_ROUNDED
+    return "client (Locust): not measured"
+
+
+_LOCUST = "client (Locust): locust_stats.csv, Aggregated row"
+_RSS = "runner: the app tree's RSS, sampled each second (metrics.csv lab_app_rss_bytes)"
+_HWM = "kernel: VmHWM of the largest app process (metrics.csv lab_app_rss_hwm_bytes)"
+_CPU = "runner: the app tree's CPU time (metrics.csv lab_app_cpu_seconds_total)"
+_APP = "app: its /metrics counters (metrics.csv)"
 
 
 _KEY, _IF_MEASURED, _COMPARED, _BAR, _ROUTE = (
@@ -93,80 +129,104 @@ FIELDS: tuple[Field, ...] = (
     Field("scenario", "scenario slug", meta_fields),
     Field("variant", "faulty or fixed", meta_fields),
     Field("status", "how the run ended (meta.json)", meta_fields),
-    Metric("duration_s", "load duration", meta_fields, unit="s", groups=_KEY),
-    Metric("requests", "requests", locust_totals, groups=_KEY | _ROUTE),
-    Metric("failures", "failures", locust_totals, better="lower", groups=_KEY | _ROUTE),
+    Metric("duration_s", "load duration", meta_fields, unit="s", groups=_KEY,
+           source="meta.json: load start to load end"),
+    Metric("requests", "requests", locust_totals, groups=_KEY | _ROUTE, source=_LOCUST),
+    Metric("failures", "failures", locust_totals, better="lower", groups=_KEY | _ROUTE,
+           source=_LOCUST),
     Metric("rps", "throughput", locust_totals, unit="req/s", better="higher",
-           groups=_KEY | _COMPARED | _BAR, short="requests/s",
-           samples=s.Samples(s.rps, s.mean)),
-    Metric("p50_ms", "p50 response time", percentiles, unit="ms", better="lower",
-           groups=_LATENCY, samples=s.Samples(s.locust_percentile("p50"), s.median)),
-    Metric("p95_ms", "p95 response time", percentiles, unit="ms", better="lower",
-           groups=_LATENCY | _BAR, short="p95 (ms)",
-           samples=s.Samples(s.locust_percentile("p95"), s.median)),
-    Metric("p99_ms", "p99 response time", percentiles, unit="ms", better="lower",
-           groups=_LATENCY | _BAR, short="p99 (ms)",
-           samples=s.Samples(s.locust_percentile("p99"), s.median)),
-    Metric("max_ms", "max response time (Locust)", locust_totals, unit="ms", better="lower",
-           groups=_KEY),
+           groups=_KEY | _COMPARED | _BAR, short="requests/s", samples=s.Samples(s.rps),
+           source="client (Locust): locust_stats.csv requests / load duration"),
+    Metric("p50_ms", "client p50 response time", percentiles, unit="ms", better="lower",
+           groups=_LATENCY, samples=s.Samples(s.request_quantile(0.50)),
+           source=_client_percentile),
+    Metric("p95_ms", "client p95 response time", percentiles, unit="ms", better="lower",
+           groups=_LATENCY | _BAR, short="client p95 (ms)",
+           samples=s.Samples(s.request_quantile(0.95)), source=_client_percentile),
+    Metric("p99_ms", "client p99 response time", percentiles, unit="ms", better="lower",
+           groups=_LATENCY | _BAR, short="client p99 (ms)",
+           samples=s.Samples(s.request_quantile(0.99)), source=_client_percentile),
+    Metric("max_ms", "client max response time", locust_totals, unit="ms", better="lower",
+           groups=_KEY, source=_LOCUST),
     Field("percentiles_from", "where p50/p95/p99 come from: requests.csv or locust_stats.csv",
           percentiles),
     Metric("error_rate", "error rate", locust_totals, unit="%", better="lower",
-           groups=_KEY | _COMPARED | _BAR, samples=s.Samples(s.error_rows, s.ratio_of_sums)),
+           groups=_KEY | _COMPARED | _BAR, samples=s.Samples(s.error_rate),
+           source="client (Locust): locust_stats.csv failures / requests"),
     Metric("rss_slope_mb_per_10k_requests", "RSS slope after warm-up", rss_numbers,
            unit="MB / 10k requests", better="lower", groups=_KEY | _COMPARED | _BAR,
            short="RSS slope (MB/10k req)",
-           samples=s.SlopeSamples(s.rss_points, scale=10_000)),
+           samples=s.Samples(s.rss_slope, compare="difference"),
+           source=f"{_RSS} against the app's request count, least squares after the warm-up"),
     Metric("rss_start_mb", "app RSS at start", rss_numbers, unit="MB", better="lower",
-           groups=_KEY),
+           groups=_KEY, source=_RSS),
     Metric("rss_end_mb", "app RSS at end", rss_numbers, unit="MB", better="lower",
-           groups=_KEY | _COMPARED | _BAR, short="RSS end (MB)"),
+           groups=_KEY | _COMPARED | _BAR, short="RSS end (MB)", source=_RSS),
     Metric("rss_peak_mb", "app RSS peak", rss_numbers, unit="MB", better="lower",
-           groups=_KEY),
+           groups=_KEY, source=_RSS),
     Metric("rss_growth_mb", "rise of app RSS above its start", rss_numbers, unit="MB",
-           better="lower"),
+           better="lower", source=_RSS),
     Metric("peak_rss_mb", "largest app process's peak RSS (kernel high-water mark)",
-           rss_numbers, unit="MB", better="lower", groups=_KEY),
+           rss_numbers, unit="MB", better="lower", groups=_KEY, source=_HWM),
     Metric("peak_rss_growth_mb", "rise of that peak under load", rss_numbers, unit="MB",
-           better="lower", groups=_KEY),
+           better="lower", groups=_KEY, source=_HWM),
     Metric("event_loop_lag_p99_ms", "event-loop lag p99", app_numbers, unit="ms",
            better="lower", groups=_KEY | _COMPARED | _BAR, short="loop lag p99 (ms)",
-           samples=s.Samples(s.loop_lag_p99_ms, s.median)),
-    Metric("server_p95_ms", "p95 server-side duration", app_numbers, unit="ms",
-           better="lower", groups=_KEY | _COMPARED,
-           samples=s.Samples(s.server_p95_ms, s.median)),
+           samples=s.Samples(s.loop_lag_p99),
+           source="app: event_loop_lag_seconds histogram, bucketed; Prometheus' "
+                  "interpolation inside the bucket that holds the p99"),
+    # The histogram knows the bucket of the p95, not where in it: its upper end
+    # is a bound that cannot understate the server's time (an interpolation can
+    # overstate it past the client's own p95).
+    Metric("server_p95_ms", "server-side p95 duration (bucket upper bound)", app_numbers, unit="ms",
+           better="lower", groups=_KEY | _COMPARED, lower_field="server_p95_low_ms",
+           samples=s.Samples(s.server_p95_bucket("upper")),
+           source="server side (app): http_request_duration_seconds histogram, bucketed; "
+                  "the upper end of the bucket that holds the p95"),
+    Metric("server_p95_low_ms", "lower end of the server-side p95's bucket", app_numbers,
+           unit="ms", better="lower",
+           source="server side (app): the lower end of that bucket"),
     Metric("app_cpu_seconds", "app CPU time", app_numbers, unit="s", better="lower",
-           groups=_KEY),
-    Metric("locust_cpu_seconds", "Locust CPU time", app_numbers, unit="s", groups=_KEY),
+           groups=_KEY, source=_CPU),
+    Metric("locust_cpu_seconds", "Locust CPU time", app_numbers, unit="s", groups=_KEY,
+           source="runner: Locust's CPU time (metrics.csv lab_locust_cpu_seconds_total)"),
     Metric("app_cpu_ms_per_request", "app CPU per request", app_numbers, unit="ms",
            better="lower", groups=_KEY | _COMPARED | _BAR, short="app CPU (ms/req)",
-           samples=s.Samples(cpu_per_request_samples, s.cpu_ms_per_request)),
+           samples=s.Samples(s.cpu_ms_per_request),
+           source=f"{_CPU} / client (Locust) requests"),
     # Busy cores are the cost of a request or the parallelism a fix gains: no direction.
-    Metric("app_cpu_cores", "cores the app kept busy (mean)", app_numbers, groups=_KEY),
+    Metric("app_cpu_cores", "cores the app kept busy (mean)", app_numbers, groups=_KEY,
+           source=f"{_CPU} / load duration"),
     # Where the time goes: no per-second series, so reported but not bootstrapped.
     Metric("db_time_share", "share of request time in the DB", diagnosis_numbers,
-           better="lower", groups=_KEY | _COMPARED),
+           better="lower", groups=_KEY | _COMPARED,
+           source="app: db_query_duration_seconds_sum / http_request_duration_seconds_sum"),
     Metric("db_queries_per_request", "DB queries per request", diagnosis_numbers,
-           better="lower", groups=_KEY | _COMPARED),
+           better="lower", groups=_KEY | _COMPARED,
+           source="app: db_queries_per_request histogram, sum / count"),
     Metric("upstream_calls_per_request", "upstream calls per request", diagnosis_numbers,
-           better="lower", groups=_KEY | _COMPARED),
+           better="lower", groups=_KEY | _COMPARED,
+           source="app: upstream_request_duration_seconds_count / requests it served"),
     Field("responses_by_status", "the app's responses by status code (/metrics excluded)",
           diagnosis_numbers),
     Metric("unhandled_error_rate", "unhandled 500s / responses", diagnosis_numbers,
-           better="lower", groups=_COMPARED),
+           better="lower", groups=_COMPARED,
+           source="app: http_requests_total, status 500 / all (/metrics left out)"),
     Metric("db_pool_checked_out_end", "DB pool connections checked out at the end",
-           diagnosis_numbers, better="lower"),
+           diagnosis_numbers, better="lower", source="app: db_pool_checked_out, last sample"),
     Metric("work_items_per_second", "work items processed per second", diagnosis_numbers,
-           unit="items/s", better="higher"),
+           unit="items/s", better="higher", source=f"{_APP}: work_items_total{{outcome=ok}}"),
     Metric("work_items_rejected", "work items rejected", diagnosis_numbers, unit="items",
-           better="lower"),
-    Metric("etl_jobs_completed", "ETL jobs completed", etl_numbers, groups=_IF_MEASURED),
+           better="lower", source=f"{_APP}: work_items_total{{outcome=rejected}}"),
+    Metric("etl_jobs_completed", "ETL jobs completed", etl_numbers, groups=_IF_MEASURED,
+           source=f"{_APP}: etl_job_attempts_total"),
     Metric("etl_rows_extracted", "ETL rows read from the source", etl_numbers, unit="rows",
-           groups=_IF_MEASURED),
+           groups=_IF_MEASURED, source=f"{_APP}: etl_rows_total"),
     Metric("etl_rows_loaded", "ETL rows committed to the target", etl_numbers, unit="rows",
-           groups=_IF_MEASURED),
+           groups=_IF_MEASURED, source=f"{_APP}: etl_rows_total"),
     Metric("etl_duplicate_rows", "rows the ETL jobs' targets hold twice", etl_numbers,
-           unit="rows", better="lower", groups=_IF_MEASURED),
+           unit="rows", better="lower", groups=_IF_MEASURED,
+           source=f"{_APP}: etl_duplicate_rows_total"),
     Field("routes", "numbers per Locust request name: the PER_ROUTE metrics",
           locust_totals),
     Field("symptom", "the scenario's predicate, evaluated on these numbers", symptom),

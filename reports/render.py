@@ -12,14 +12,16 @@ from typing import Any
 import jinja2
 import orjson
 
-from .metrics import KEY_METRICS, Group
+from .metrics import KEY_METRICS, Group, Metric
 
 __all__ = [
     "fmt",
+    "fmt_metric",
     "key_rows",
     "meta_sections",
     "plot_entries",
     "render_template",
+    "source_text",
     "symptom_verdict",
     "write_pair",
 ]
@@ -80,14 +82,50 @@ def symptom_verdict(symptom: Mapping[str, Any] | None) -> tuple[str, str]:
     return "absent", f"Symptom absent: {name} = {fmt(value)}, not {op} {fmt(thr)}{tail}"
 
 
+def _bound(value: Any) -> str:
+    # A bucket's bound is a round number of the app's histogram: shown as declared.
+    return f"{value:,g}" if isinstance(value, int | float) and math.isfinite(value) else fmt(value)
+
+
+def fmt_metric(metric: Metric, summary: Mapping[str, Any]) -> str:
+    """A metric's number in a summary, for people; a bucket's upper end reads as the
+    bound it is ("≤ 500"), and a quantile above the top bucket as its lower end."""
+    value = summary.get(metric.name)
+    if metric.lower_field is None:
+        return fmt(value, percent=metric.unit == "%")
+    low = summary.get(metric.lower_field)
+    if value is None:
+        return "n/a" if low is None else f"> {_bound(low)}"
+    return f"≤ {_bound(value)}"
+
+
+def source_text(metric: Metric, summary: Mapping[str, Any]) -> str:
+    """Where a metric's number comes from; for a bucket, the bucket itself."""
+    text = metric.source_in(summary)
+    if metric.lower_field is not None:
+        value, low = summary.get(metric.name), summary.get(metric.lower_field)
+        if value is not None and low is not None:
+            text += f": the exact value is in ({_bound(low)}, {_bound(value)}] {metric.unit}"
+        elif low is not None:
+            text += f": the exact value is above {_bound(low)} {metric.unit}, the top bucket"
+    return text
+
+
 def key_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     rows = []
     for m in KEY_METRICS:
         value = summary.get(m.name)
         if value is None and Group.KEY_WHEN_MEASURED in m.groups:
             continue
-        shown = fmt(value, percent=m.unit == "%")
-        rows.append({"key": m.name, "label": m.label, "value": shown, "unit": m.unit})
+        rows.append(
+            {
+                "key": m.name,
+                "label": m.label,
+                "value": fmt_metric(m, summary),
+                "unit": m.unit,
+                "source": source_text(m, summary),
+            }
+        )
     return rows
 
 

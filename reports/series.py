@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from .evidence import Evidence, bucket_snapshots, counter_total
-from .stats import fit_slope, histogram_quantile
+from .stats import Estimate, PooledHistogram, fit_slope, histogram_quantile
 
 __all__ = [
     "LAG_METRIC",
@@ -26,11 +26,11 @@ __all__ = [
     "RssFit",
     "cpu_per_request_samples",
     "cpu_percent",
+    "histogram_pieces",
     "interval_quantiles",
     "per_second",
     "requests_at",
     "rss_fit",
-    "window_quantile",
 ]
 
 MB = 1024 * 1024  # RSS is reported in MiB, written "MB"
@@ -45,8 +45,9 @@ METRICS_ROUTE = "/metrics"
 def per_second(ev: Evidence) -> pd.DataFrame | None:
     """Locust's Aggregated history in the load window, one row per history row.
 
-    Columns: t, users, requests and failures (deltas since the previous row), rps, fps,
-    error_rate (failures / requests of that interval) and p50/p95/p99 in ms (NaN for N/A).
+    Columns: t, dt (seconds since the previous row), users, requests and failures
+    (deltas since the previous row), rps, fps, error_rate (failures / requests of that
+    interval) and p50/p95/p99 in ms (NaN for N/A).
     """
     hist = ev.history
     if hist is None or hist.empty:
@@ -67,6 +68,7 @@ def per_second(ev: Evidence) -> pd.DataFrame | None:
     out = pd.DataFrame(
         {
             "t": hist["t"],
+            "dt": dt,
             "users": hist["User Count"],
             "requests": req,
             "failures": fail,
@@ -160,16 +162,31 @@ def _buckets(row: pd.Series) -> list[tuple[float, float]]:
     return [(float(str(le)), float(c)) for le, c in row.items()]
 
 
-def window_quantile(
-    ev: Evidence, name: str, q: float, exclude_route: str | None = None
-) -> float | None:
-    """Quantile of a histogram over the load window: last minus first sample, in the
-    histogram's unit. None with fewer than two samples or no observations."""
+def histogram_pieces(
+    ev: Evidence,
+    name: str,
+    q: float,
+    estimate: Estimate = "interpolate",
+    exclude_route: str | None = None,
+) -> PooledHistogram | None:
+    """A histogram of the load window cut into its sampling intervals (about a second
+    each): each interval's increase of every bucket, summed over the other labels.
+
+    On the whole window the pieces add up to the last sample minus the first: the
+    summary's number. An interval where a count went down (a counter reset) is left
+    out rather than subtracted. None with fewer than two samples or no interval left.
+    """
     snap = bucket_snapshots(ev, name, exclude_route)
     if snap is None or len(snap) < 2:
         return None
-    delta = snap.iloc[-1] - snap.iloc[0]
-    return histogram_quantile(q, _buckets(delta))
+    bounds = np.asarray([float(str(le)) for le in snap.columns], dtype=float)
+    if bounds.size < 2 or not math.isinf(bounds[-1]):
+        return None
+    deltas = np.diff(snap.to_numpy(dtype=float), axis=0)
+    deltas = deltas[(deltas >= 0).all(axis=1)]
+    if deltas.shape[0] == 0:
+        return None
+    return PooledHistogram(bounds=bounds, counts=deltas, q=q, estimate=estimate)
 
 
 def interval_quantiles(

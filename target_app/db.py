@@ -7,14 +7,16 @@ SQLite is the embedded default so that scenarios without `postgres` in their
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from target_app import metrics
 from target_app.observability import current_timing
@@ -59,6 +61,20 @@ class Database:
         # Sessions close on threads of their own (at most one per connection),
         # never waiting for the request threadpool (api/deps.py).
         self.closers = anyio.CapacityLimiter(connections)
+
+    @contextlib.asynccontextmanager
+    async def request_session(self) -> AsyncIterator[Session]:
+        """A request's session: a slot first, closed whatever happens (see api/deps.py)."""
+        async with self.slots:
+            session = self.sessions()
+            try:
+                yield session
+            finally:
+                # Closing may be a round trip (ROLLBACK): off the loop, on the
+                # database's own limiter so that it never waits for the busy
+                # threadpool either.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(session.close, limiter=self.closers)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -30,6 +30,7 @@ __all__ = [
     "FailurePoint",
     "InjectedFailure",
     "JobReport",
+    "NeedsPostgres",
     "copy_snapshots",
     "count_rows",
     "run_job",
@@ -49,6 +50,10 @@ SNAPSHOT_COLUMNS = ("job_id", "product_id", "sku", "name", "category", "price_wi
 
 class InjectedFailure(RuntimeError):
     """The lab's stand-in for a worker killed, or a connection dropped, mid-job."""
+
+
+class NeedsPostgres(RuntimeError):
+    """The job writes with PostgreSQL's COPY, and the app's database is another one."""
 
 
 @dataclass
@@ -159,6 +164,13 @@ def run_job(
 ) -> JobReport:
     """Run one ETL job to the end: a failure injected at `fail_at` (a fraction of the
     rows) in the first attempt, one retry, then the target's rows counted."""
+    backend = session.get_bind().dialect.name
+    if backend != "postgresql":
+        # Refused before the job row is written: no job that could never run.
+        raise NeedsPostgres(
+            f"the ETL job writes with PostgreSQL's COPY, and DATABASE_URL is {backend}: start "
+            "PostgreSQL with `make up`, then `lab run etl-in-memory` runs the job against it"
+        )
     started = time.perf_counter()
     job = _new_job(session, limit)
     report = JobReport(job.id, job.rows_expected)

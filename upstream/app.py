@@ -6,6 +6,8 @@ Business endpoints (what the shop calls):
   payment id. A repeated idempotency key (in the body or the `Idempotency-Key`
   header) returns the first payment (200, `replayed: true`) and charges nothing;
   the same key with a different order or amount is a 409.
+- `GET /payments?idempotency_key=K`: the charge made with that key, or 404: how
+  a client that lost the answer (timeout, reset) learns whether it was charged.
 - `GET /inventory/{sku}`: stock for a SKU, deterministic per SKU.
 
 Their behaviour (`latency_ms`, `jitter_ms`, `failure_rate`, `failure_status`,
@@ -18,7 +20,11 @@ seeded stream, after the latency, and nothing is charged.
 Control plane (never slowed, never failed): `GET /healthz`, `GET|PUT /_control`,
 `GET /_control/stats` (calls received by endpoint and outcome: how the lab
 counts retry amplification), `DELETE /_control/stats`, `GET /metrics`
-(`upstream_server_calls_total{endpoint, outcome}`).
+(`upstream_server_calls_total{endpoint, outcome}`), and the ledger:
+`GET /_control/charges` (every charge made, with the charge requests that
+carried its key, and the orders charged more than once: how the lab proves
+"each order charged exactly once" from the provider's own records) and
+`DELETE /_control/charges` (forget every charge and key: a fresh provider).
 
 State lives in the process: run one worker.
 """
@@ -29,6 +35,7 @@ import asyncio
 import json
 import os
 import random
+import time
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -46,6 +53,7 @@ from upstream import __version__
 __all__ = ["Behaviour", "app", "create_app"]
 
 PAYMENTS = "POST /payments"
+PAYMENT_BY_KEY = "GET /payments"
 INVENTORY = "GET /inventory/{sku}"
 INVENTORY_FEED = "GET /inventory"
 
@@ -105,6 +113,8 @@ class State:
         self.calls: Counter[tuple[str, str]] = Counter()
         self.payments: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, str] = {}
+        # Charge requests that carried each key (the first, then its replays).
+        self.requests_by_key: Counter[str] = Counter()
 
     def reseed(self) -> None:
         self.random = random.Random(self.behaviour.seed)
@@ -155,6 +165,8 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
             return failed
         key = body.idempotency_key or idempotency_key
         amount = body.amount.quantize(Decimal("0.01"))
+        if key:
+            state.requests_by_key[key] += 1
         if key and key in state.by_key:
             first = state.payments[state.by_key[key]]
             if first["order_id"] != body.order_id or Decimal(first["amount"]) != amount:
@@ -173,12 +185,24 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
             "amount": str(amount),
             "status": "captured",
             "idempotency_key": key,
+            "created_at": round(time.time(), 6),
         }
         state.payments[payment_id] = payment
         if key:
             state.by_key[key] = payment_id
         count(PAYMENTS, "ok")
         return {**payment, "replayed": False}
+
+    @api.get("/payments")
+    async def payment_by_key(idempotency_key: str) -> Any:
+        if failed := await misbehave(PAYMENT_BY_KEY):
+            return failed
+        payment_id = state.by_key.get(idempotency_key)
+        if payment_id is None:
+            count(PAYMENT_BY_KEY, "not_found")
+            return JSONResponse({"error": "no payment with that key"}, status_code=404)
+        count(PAYMENT_BY_KEY, "ok")
+        return state.payments[payment_id]
 
     @api.get("/payments/{payment_id}")
     async def get_payment(payment_id: str) -> Any:
@@ -234,6 +258,26 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
     async def reset_stats() -> None:
         state.calls.clear()
 
+    @api.get("/_control/charges")
+    async def charges() -> dict[str, Any]:
+        by_order = Counter(p["order_id"] for p in state.payments.values())
+        return {
+            "total": len(state.payments),
+            "charges": [
+                {**p, "requests": state.requests_by_key.get(p["idempotency_key"] or "", 1)}
+                for p in state.payments.values()
+            ],
+            "orders_charged_more_than_once": {
+                str(order): n for order, n in sorted(by_order.items()) if n > 1
+            },
+        }
+
+    @api.delete("/_control/charges", status_code=204)
+    async def forget_charges() -> None:
+        state.payments.clear()
+        state.by_key.clear()
+        state.requests_by_key.clear()
+
     @api.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -242,3 +286,33 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
 
 
 app = create_app()
+
+
+# --- the recommendation model server (blocking-call) ------------------------------------
+# What the shop's `GET /recommendations/{user_id}` calls: `GET /recommendations/{user_id}
+# ?limit=N` answers after the model's inference time (UPSTREAM_MODEL_LATENCY_MS, 100 ms
+# by default), awaited here because it stands for work on the model server's own
+# hardware, with product ids that depend only on the user and the limit. Apart from the
+# payments' behaviour: `PUT /_control` neither slows nor fails it.
+
+MODEL_LATENCY_MS = float(os.environ.get("UPSTREAM_MODEL_LATENCY_MS", "100"))
+
+
+def recommended_products(user_id: int, limit: int) -> list[int]:
+    """The model's answer: `limit` product ids (1..10,000), a function of the user alone."""
+    seed = zlib.crc32(str(user_id).encode())
+    return [(seed + i * 7919) % 10_000 + 1 for i in range(limit)]
+
+
+def add_model_server(api: FastAPI, latency_ms: float = MODEL_LATENCY_MS) -> FastAPI:
+    @api.get("/recommendations/{user_id}")
+    async def recommend(user_id: int, limit: int = 10) -> Any:
+        if not 1 <= limit <= 100:
+            return JSONResponse({"error": "limit must be within 1..100"}, status_code=422)
+        await asyncio.sleep(latency_ms / 1000)
+        return {"user_id": user_id, "product_ids": recommended_products(user_id, limit)}
+
+    return api
+
+
+add_model_server(app)

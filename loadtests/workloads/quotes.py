@@ -2,7 +2,7 @@
 
 The inputs must repeat many times within one bounded run, as they do in a shop
 where a few products sell most: 20 products x 5 zones. The fixed variant pays
-one computation per pair (100 x ~17 ms, under 2 s of a 12 s run) and then
+one route search per pair (100 x ~20 ms, about 2 s of a 12 s run) and then
 answers from its cache; with a few hundred pairs its cold start filled most of
 a short run and its p95 measured the warm-up, not the fix.
 """

@@ -6,7 +6,6 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import anyio
 from fastapi import Depends, Header, HTTPException, Request, status
 from redis.asyncio import Redis
 from sqlalchemy.orm import Session
@@ -48,16 +47,8 @@ async def _session(request: Request) -> AsyncIterator[Session]:
     slot, a connection is free when its endpoint asks.
     """
     database: Database = request.app.state.db
-    async with database.slots:
-        session = database.sessions()
-        try:
-            yield session
-        finally:
-            # Closing may be a round trip (ROLLBACK): off the loop, on the
-            # database's own limiter so that it never waits for the busy
-            # threadpool either.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(session.close, limiter=database.closers)
+    async with database.request_session() as session:
+        yield session
 
 
 def seams_of(request: Request) -> FaultRuntime:
@@ -71,24 +62,25 @@ def seams_of(request: Request) -> FaultRuntime:
     return runtime
 
 
-def _configured(request: Request, attribute: str, setting: str) -> Any:
-    """A dependency's client from app.state, or a 503 that says how to get one."""
+def _configured(request: Request, attribute: str, service: str, setting: str) -> Any:
+    """A dependency's client from app.state, or a 503 that names the service and how to get it."""
     client = getattr(request.app.state, attribute)
     if client is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"no {attribute} configured ({setting}); start the lab's services with `make up`",
+            f"this route needs {service} and {setting} is not set; start the lab's services "
+            "with `make up`",
         )
     return client
 
 
 def _upstream(request: Request) -> UpstreamClient:
-    client: UpstreamClient = _configured(request, "upstream", "UPSTREAM_URL")
+    client: UpstreamClient = _configured(request, "upstream", "the upstream API", "UPSTREAM_URL")
     return client
 
 
 def _redis(request: Request) -> Redis:
-    client: Redis = _configured(request, "redis", "REDIS_URL")
+    client: Redis = _configured(request, "redis", "Redis", "REDIS_URL")
     return client
 
 

@@ -19,7 +19,7 @@ import functools
 import secrets
 import shutil
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import iter_route_contexts
 from pydantic import SecretStr
 
@@ -45,8 +45,10 @@ __all__ = [
     "Recording",
     "RouteLog",
     "copy_db",
+    "error_of",
     "lab_settings",
     "open_lab",
+    "running",
     "sqlite_url",
 ]
 
@@ -71,6 +73,15 @@ def copy_db(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
     return target
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The `error` of an error answer, checked to be the app's envelope: the answer's
+    status, and the request id its `X-Request-Id` header carries."""
+    error: dict[str, Any] = response.json()["error"]
+    assert error["status"] == response.status_code, error
+    assert error["request_id"] == response.headers["x-request-id"], error
+    return error
 
 
 class RouteLog:
@@ -157,6 +168,16 @@ async def _lifespan(app: ASGIApp) -> AsyncIterator[None]:
             raise RuntimeError(f"the app did not shut down: {stopped.get('message')}")
     if failed is not None:
         raise failed
+
+
+@contextlib.contextmanager
+def running(app: ASGIApp) -> Iterator[anyio.from_thread.BlockingPortal]:
+    """`app` started (its lifespan run) in an event loop of its own, a blocking portal."""
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(_lifespan(app)),
+    ):
+        yield portal
 
 
 class Client:
@@ -274,18 +295,23 @@ def lab_settings(home: Path, database: Path | str, **overrides: Any) -> Settings
 
 
 @contextlib.contextmanager
-def open_lab(settings: Settings, *, raise_app_exceptions: bool = True) -> Iterator[Lab]:
+def open_lab(
+    settings: Settings,
+    *,
+    raise_app_exceptions: bool = True,
+    routers: Sequence[APIRouter] = (),
+) -> Iterator[Lab]:
     """The app built from `settings`, started (lifespan), with a client; shut down after.
 
-    `raise_app_exceptions=False` lets an unhandled exception come back as the 500 a
-    server would send, for the tests that are about that 500.
+    `raise_app_exceptions=False` lets an exception that escapes the app come back as
+    the 500 a server would send, for the tests that are about that 500. `routers` are
+    added to the app: test-only routes, e.g. one that fails.
     """
     app = create_app(settings)
+    for router in routers:
+        app.include_router(router)
     asgi = Recording(app, ROUTE_LOG)
-    with (
-        anyio.from_thread.start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(_lifespan(asgi)),
-    ):
+    with running(asgi) as portal:
         transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=raise_app_exceptions)
         client = httpx.AsyncClient(transport=transport, base_url="http://lab.test")
         try:

@@ -41,3 +41,14 @@ def test_export_is_gzipped_for_clients_that_accept_it(lab: Lab) -> None:
     assert response.num_bytes_downloaded < len(body) // 5  # compressed on the wire
     assert body.count(b"\n") == DEFAULT_ROWS
     assert json.loads(body.partition(b"\n")[0]) == FIRST_ROW
+
+
+def test_export_compression_is_gzip_only(lab: Lab) -> None:
+    # Starlette's GZipMiddleware does gzip and nothing else: Locust's "gzip, deflate, br"
+    # gets gzip; a client that accepts only brotli gets the identity encoding.
+    locust = lab.client.get("/export/orders", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert locust.headers["content-encoding"] == "gzip"
+    brotli_only = lab.client.get("/export/orders", headers={"Accept-Encoding": "br"})
+    assert "content-encoding" not in brotli_only.headers
+    assert brotli_only.headers["vary"] == "Accept-Encoding"
+    assert brotli_only.content == locust.content  # the same NDJSON once decoded

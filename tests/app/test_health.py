@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
-from tests.app.helpers import Lab, lab_settings, open_lab
+from tests.app.helpers import Lab, error_of, lab_settings, open_lab
 
 pytestmark = pytest.mark.unit
 
@@ -74,24 +76,66 @@ def lab_without_database(tmp_path: Path) -> Iterator[Lab]:
         yield lab
 
 
+class Records(logging.Handler):
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
+
+
+@pytest.fixture
+def logged() -> Iterator[list[logging.LogRecord]]:
+    """What the app logs (at WARNING and above) during the test."""
+    records: list[logging.LogRecord] = []
+    handler = Records(records)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
 def test_db_down_fixed_answers_503_with_retry_after(lab_without_database: Lab) -> None:
     lab = lab_without_database
     response = lab.client.get("/readyz")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"  # the fixed variant's default
-    assert response.json() == {"detail": "the database is unreachable; retry shortly"}
+    assert error_of(response)["message"] == "the database is unreachable; retry shortly"
     products = lab.client.get("/products/1")
     assert products.status_code == 503
+    assert "unable to open" not in products.text  # the driver's words stay in the log
     # A route that needs no database keeps answering.
     assert lab.client.get("/healthz").status_code == 200
 
 
-def test_db_down_faulty_lets_it_crash(lab_without_database: Lab) -> None:
-    """The variants differ on purpose here: an unhandled 500 instead of the 503."""
+def test_db_down_fixed_logs_one_line_per_outage_window(
+    lab_without_database: Lab, logged: list[logging.LogRecord]
+) -> None:
+    for _ in range(5):
+        assert lab_without_database.client.get("/readyz").status_code == 503
+    outage = [r for r in logged if r.getMessage().startswith("database unreachable")]
+    assert len(outage) == 1  # within one Retry-After window
+    assert not [r for r in logged if r.exc_info]  # no traceback
+
+
+def test_db_down_faulty_lets_it_crash(
+    lab_without_database: Lab, logged: list[logging.LogRecord]
+) -> None:
+    """The variants differ on purpose here: the 500 of an exception nobody handled (in the
+    app's envelope, without the exception's text) and a traceback per request."""
     lab = lab_without_database
     with lab.faulty("db-down"):
-        response = lab.client.get("/readyz")
+        responses = [lab.client.get("/readyz") for _ in range(3)]
+        assert lab.client.get("/healthz").status_code == 200
+    for response in responses:
         assert response.status_code == 500
         assert "retry-after" not in response.headers
-        assert lab.client.get("/healthz").status_code == 200
+        assert error_of(response)["message"] == "internal server error"
+        assert "OperationalError" not in response.text
+    tracebacks = [r for r in logged if r.exc_info]
+    assert len(tracebacks) == 3
+    assert all(r.getMessage() == "unhandled exception" for r in tracebacks)
+    assert all(isinstance(r.exc_info[1], OperationalError) for r in tracebacks if r.exc_info)
     assert lab.client.get("/readyz").status_code == 503

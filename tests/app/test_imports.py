@@ -72,51 +72,86 @@ def test_an_import_is_a_list_of_objects(lab: Lab, body: Any) -> None:
     assert response.json()["detail"][0]["loc"][0] == "body"
 
 
-def _cannot_hold(rows: list[dict[str, Any]], bad_index: int, reason: str, id: str) -> Any:
-    return pytest.param(rows, bad_index, marks=pytest.mark.xfail(strict=True, reason=reason), id=id)
-
-
 TWICE = product(new_sku())
 
 
 @pytest.mark.parametrize(
-    ("rows", "bad_index"),
+    ("rows", "bad_index", "reason"),
     [
-        _cannot_hold(
+        pytest.param(
             [product("SKU-00000001"), product(new_sku())], 0,
-            "a SKU already in the table is a 500 (IntegrityError)", "taken-sku",
+            "sku SKU-00000001 is already taken", id="taken-sku",
         ),
-        _cannot_hold(
+        pytest.param(
             [TWICE, dict(TWICE)], 1,
-            "a SKU twice in one batch is a 500 (IntegrityError)", "sku-twice-in-the-batch",
+            f"sku {TWICE['sku']} appears twice in the batch (first at index 0)",
+            id="sku-twice-in-the-batch",
         ),
-        _cannot_hold(
+        pytest.param(
             [product(new_sku(), price="NaN"), product(new_sku())], 0,
-            "price 'NaN' is a 500 (InvalidOperation: comparing NaN)", "price-nan",
+            "price must be a finite number, got NaN", id="price-nan",
         ),
-        _cannot_hold(
+        pytest.param(
             [product(new_sku(), price="Infinity"), product(new_sku())], 0,
-            "price 'Infinity' is accepted and stored: NUMERIC(10,2) cannot hold it",
-            "price-infinity",
+            "price must be a finite number, got Infinity", id="price-infinity",
         ),
-        _cannot_hold(
+        pytest.param(
             [product(new_sku(), price="1e400"), product(new_sku())], 0,
-            "price '1e400' is accepted and stored: NUMERIC(10,2) cannot hold it",
-            "price-too-large",
+            "price must be below 100000000, got 1E+400", id="price-too-large",
         ),
-        _cannot_hold(
+        pytest.param(
+            [product(new_sku(), price="99999999.995"), product(new_sku())], 0,
+            "price must be below 100000000, got 99999999.995", id="price-rounds-too-large",
+        ),
+        pytest.param(
             [product(new_sku(), stock=2**63), product(new_sku())], 0,
-            "stock 2**63 is a 500 (OverflowError)", "stock-too-large",
+            f"stock must be at most {2**31 - 1}, got {2**63}", id="stock-too-large",
+        ),
+        pytest.param(
+            [product(new_sku(), stock=2.5), product(new_sku())], 0,
+            "stock must be a whole number, got 2.5", id="stock-not-whole",
+        ),
+        pytest.param(
+            [product(new_sku(), price=True), product(new_sku())], 0,
+            "price must be a number, got True", id="price-boolean",
+        ),
+        pytest.param(
+            [product(new_sku(), price="12,50"), product(new_sku())], 0,
+            "price must be a number, got '12,50'", id="price-unreadable",
         ),
     ],
 )  # fmt: skip
 def test_a_row_the_table_cannot_hold_is_rejected(
-    fresh_lab_with_500s: Lab, rows: list[dict[str, Any]], bad_index: int
+    fresh_lab_with_500s: Lab, rows: list[dict[str, Any]], bad_index: int, reason: str
 ) -> None:
     """The fixed variant's promise: every bad row reported with its index, none of them
-    stopping the good ones. Each of these batches is a 500, or stores the bad row, today."""
+    stopping the good ones, and none of them a 500 or a value the table cannot hold."""
     response = fresh_lab_with_500s.client.post("/imports/products", json=rows)
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["inserted"] == 1
-    assert [r["index"] for r in body["rejected"]] == [bad_index]
+    assert body["rejected"] == [
+        {"index": bad_index, "sku": rows[bad_index]["sku"], "reason": reason}
+    ]
+    good = rows[1 - bad_index]
+    assert [item["sku"] for item in found(fresh_lab_with_500s, good["name"])] == [good["sku"]]
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [
+        pytest.param([product("SKU-00000001")], "sku SKU-00000001 is already taken", id="taken"),
+        pytest.param([TWICE, dict(TWICE)], f"sku {TWICE['sku']} is already taken", id="twice"),
+        pytest.param([product(new_sku(), price="NaN")], "price must be a finite number, got NaN",
+                     id="nan"),
+    ],
+)  # fmt: skip
+def test_the_faulty_import_stops_at_such_a_row_with_a_422(
+    fresh_lab_with_500s: Lab, rows: list[dict[str, Any]], reason: str
+) -> None:
+    """The faulty variant's behaviour on a bad row is its own (it stops there, the rows
+    before it committed), but it is a 422 that says why, never a 500."""
+    with fresh_lab_with_500s.faulty("row-by-row-insert"):
+        response = fresh_lab_with_500s.client.post("/imports/products", json=rows)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"import stopped: {reason}"

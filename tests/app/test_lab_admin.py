@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 import faults
-from tests.app.helpers import Lab, copy_db, lab_settings, open_lab
+from tests.app.helpers import Lab, copy_db, error_of, lab_settings, open_lab
 
 pytestmark = pytest.mark.unit
 
@@ -51,9 +51,9 @@ def test_no_token_is_401_and_says_how_to_send_one(lab: Lab, method: str, path: s
     response = lab.client.request(method, path)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
-    assert response.json() == {
-        "detail": "the lab admin API needs a token: send 'Authorization: Bearer <LAB_ADMIN_TOKEN>'"
-    }
+    assert error_of(response)["message"] == (
+        "the lab admin API needs a token: send 'Authorization: Bearer <LAB_ADMIN_TOKEN>'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_a_wrong_token_is_403_and_changes_nothing(lab: Lab, method: str, path: s
     for headers in ({"Authorization": "Bearer nope"}, {"X-Lab-Token": lab.token[:-1]}):
         response = lab.client.request(method, path, headers=headers)
         assert response.status_code == 403
-        assert response.json() == {"detail": "wrong lab admin token"}
+        assert error_of(response)["message"] == "wrong lab admin token"
     assert active_in_store(lab) == {}
     assert related_on_a_product_page(lab) == 20  # still serving, the fixed variant
 
@@ -88,10 +88,9 @@ def test_the_token_also_comes_in_x_lab_token(lab: Lab) -> None:
 def test_an_unknown_slug_is_404_with_the_valid_ones(lab: Lab, method: str) -> None:
     response = lab.client.request(method, "/_lab/faults/memory-leek", headers=lab.auth)
     assert response.status_code == 404
-    detail = response.json()["detail"]
-    assert detail["slug"] == "memory-leek"
-    assert detail["valid"] == SLUGS
-    assert detail["message"] == (
+    error = error_of(response)
+    assert error["details"] == [{"slug": "memory-leek", "valid": SLUGS}]
+    assert error["message"] == (
         f"unknown scenario 'memory-leek'; valid scenarios: {', '.join(SLUGS)}"
     )
     assert active_in_store(lab) == {}
@@ -101,7 +100,7 @@ def test_an_unknown_slug_is_404_with_the_valid_ones(lab: Lab, method: str) -> No
 def test_a_deployment_scenario_is_not_a_toggle(lab: Lab, slug: str) -> None:
     response = lab.client.put(f"/_lab/faults/{slug}", headers=lab.auth)
     assert response.status_code == 409
-    message = response.json()["detail"]["message"]
+    message = error_of(response)["message"]
     assert f"'{slug}' is a deployment scenario" in message
     assert f"`lab run {slug}` or `lab run {slug} --fixed`" in message
     assert active_in_store(lab) == {}
@@ -120,12 +119,13 @@ def test_a_bad_parameter_is_422_naming_it_and_the_accepted_ones(
 ) -> None:
     response = lab.client.put("/_lab/faults/memory-leak", json=body, headers=lab.auth)
     assert response.status_code == 422
-    detail = response.json()["detail"]
-    assert detail["message"].startswith("bad parameters for 'memory-leak': ")
-    assert needle in detail["message"]
-    assert "Accepted: related: integer >= 0 <= 200 default 20" in detail["message"]
-    assert [e.split(":")[0] for e in detail["errors"]] == [needle]
-    assert set(detail["valid"]) == {"related", "max_entries", "ttl_seconds"}
+    error = error_of(response)
+    assert error["message"].startswith("bad parameters for 'memory-leak': ")
+    assert needle in error["message"]
+    assert "Accepted: related: integer >= 0 <= 200 default 20" in error["message"]
+    (details,) = error["details"]
+    assert [e.split(":")[0] for e in details["errors"]] == [needle]
+    assert set(details["valid"]) == {"related", "max_entries", "ttl_seconds"}
     assert active_in_store(lab) == {}
     assert related_on_a_product_page(lab) == 20
 
@@ -133,16 +133,16 @@ def test_a_bad_parameter_is_422_naming_it_and_the_accepted_ones(
 def test_a_scenario_without_parameters_accepts_none(lab: Lab) -> None:
     response = lab.client.put("/_lab/faults/n-plus-one", json={"depth": 2}, headers=lab.auth)
     assert response.status_code == 422
-    detail = response.json()["detail"]
-    assert detail["message"].endswith("Accepted: none")
-    assert detail["valid"] == {}
+    error = error_of(response)
+    assert error["message"].endswith("Accepted: none")
+    assert error["details"][0]["valid"] == {}
 
 
 @pytest.mark.parametrize("body", [[1, 2], "on", 3])
 def test_parameters_are_a_json_object(lab: Lab, body: Any) -> None:
     response = lab.client.put("/_lab/faults/memory-leak", json=body, headers=lab.auth)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert error_of(response)["details"][0]["loc"] == ["body"]
     assert active_in_store(lab) == {}
 
 
@@ -202,7 +202,7 @@ def test_disable_says_whether_it_was_on(lab: Lab) -> None:
 
 def test_reset_turns_everything_off(lab: Lab) -> None:
     lab.enable("memory-leak")
-    lab.enable("blocking-call", latency_ms=0)
+    lab.enable("blocking-call")
     response = lab.client.post("/_lab/reset", headers=lab.auth)
     assert response.status_code == 200
     assert response.json() == {"reset": ["blocking-call", "memory-leak"], "env": "test"}
@@ -239,7 +239,7 @@ def test_production_refuses_every_toggle(production_lab: Lab, slug: str) -> None
     for method in ("PUT", "DELETE"):
         response = lab.client.request(method, f"/_lab/faults/{slug}", headers=lab.auth)
         assert response.status_code == 403
-        assert response.json() == {"detail": "faults cannot be toggled when LAB_ENV=production"}
+        assert error_of(response)["message"] == "faults cannot be toggled when LAB_ENV=production"
     assert active_in_store(lab) == {}
 
 
@@ -249,7 +249,7 @@ def test_production_still_needs_the_token(production_lab: Lab) -> None:
         "/_lab/faults/memory-leak", headers={"Authorization": "Bearer nope"}
     )
     assert wrong.status_code == 403
-    assert wrong.json() == {"detail": "wrong lab admin token"}
+    assert error_of(wrong)["message"] == "wrong lab admin token"
 
 
 def test_production_ignores_a_hand_written_toggle_file(production_lab: Lab) -> None:
@@ -289,5 +289,5 @@ def test_the_admin_api_is_absent_unless_enabled(
     lab = lab_without_admin
     response = lab.client.request(method, path, headers=lab.auth)
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not Found"}
+    assert error_of(response)["message"] == "Not Found"
     assert lab.client.get("/healthz").status_code == 200

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.app.helpers import N_ORDERS, N_USERS, ROWS, Lab
+from tests.app.helpers import N_ORDERS, N_USERS, ROWS, Lab, error_of
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +53,7 @@ def test_feed_pages_with_before_id(lab: Lab) -> None:
 def test_feed_refuses_bad_paging(lab: Lab, params: dict[str, int]) -> None:
     response = lab.client.get("/orders", params=params)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", next(iter(params))]
+    assert error_of(response)["details"][0]["loc"] == ["query", next(iter(params))]
 
 
 # --- GET /orders/{order_id}, /orders/{order_id}/invoice ---------------------------
@@ -78,14 +78,14 @@ def test_invoice_is_the_order_with_its_number(lab: Lab) -> None:
 def test_missing_order_is_404(lab: Lab, path: str) -> None:
     response = lab.client.get(path.format(N_ORDERS + 1))
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no order {N_ORDERS + 1}"}
+    assert error_of(response)["message"] == f"no order {N_ORDERS + 1}"
 
 
 @pytest.mark.parametrize("path", ["/orders/abc", "/orders/abc/invoice", "/orders/1.5"])
 def test_order_id_must_be_an_integer(lab: Lab, path: str) -> None:
     response = lab.client.get(path)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "order_id"]
+    assert error_of(response)["details"][0]["loc"] == ["path", "order_id"]
 
 
 # --- POST /orders (writes: a fresh database) -------------------------------------
@@ -120,14 +120,14 @@ def test_an_order_for_an_unknown_user_is_404(fresh_lab: Lab) -> None:
     payload = {"user_id": N_USERS + 1, "items": [{"product_id": 1, "quantity": 1}]}
     response = fresh_lab.client.post("/orders", json=payload)
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no user {N_USERS + 1}"}
+    assert error_of(response)["message"] == f"no user {N_USERS + 1}"
 
 
 def test_an_order_for_unknown_products_names_them_all(fresh_lab: Lab) -> None:
     lines = [{"product_id": pid, "quantity": 1} for pid in (ROWS + 7, 1, ROWS + 2)]
     response = fresh_lab.client.post("/orders", json={"user_id": 1, "items": lines})
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no product {ROWS + 2}, {ROWS + 7}"}
+    assert error_of(response)["message"] == f"no product {ROWS + 2}, {ROWS + 7}"
     # Nothing was written.
     assert fresh_lab.client.get(f"/orders/{N_ORDERS + 1}").status_code == 404
 
@@ -156,7 +156,7 @@ def test_an_order_for_unknown_products_names_them_all(fresh_lab: Lab) -> None:
 def test_an_invalid_order_is_422(lab: Lab, payload: dict[str, Any], where: list[Any]) -> None:
     response = lab.client.post("/orders", json=payload)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == where
+    assert error_of(response)["details"][0]["loc"] == where
 
 
 def test_an_order_needs_a_json_body(lab: Lab) -> None:
@@ -174,6 +174,7 @@ def test_paying_needs_the_upstream_api(lab: Lab) -> None:
     (deadline, retries, idempotency) is tested in tests/scenarios/test_upstream.py."""
     response = lab.client.post("/orders/1/pay")
     assert response.status_code == 503
-    assert response.json() == {
-        "detail": "no upstream configured (UPSTREAM_URL); start the lab's services with `make up`"
-    }
+    assert error_of(response)["message"] == (
+        "this route needs the upstream API and UPSTREAM_URL is not set; start the lab's "
+        "services with `make up`"
+    )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from target_app.seed import CATEGORIES
-from tests.app.helpers import ROWS, Lab
+from tests.app.helpers import ROWS, Lab, error_of
 
 pytestmark = pytest.mark.unit
 
@@ -65,7 +65,7 @@ def test_list_past_the_end_is_empty(lab: Lab) -> None:
 def test_list_refuses_bad_paging(lab: Lab, params: dict[str, Any]) -> None:
     response = lab.client.get("/products", params=params)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", next(iter(params))]
+    assert error_of(response)["details"][0]["loc"] == ["query", next(iter(params))]
 
 
 # --- GET /products/pages, /products/pages/bookmark -------------------------------
@@ -94,7 +94,7 @@ def test_a_bookmark_resumes_after_a_product_and_the_last_page_ends(lab: Lab) -> 
 def test_a_cursor_the_api_did_not_issue_is_refused(lab: Lab, cursor: str) -> None:
     response = lab.client.get("/products/pages", params={"cursor": cursor})
     assert response.status_code == 400
-    assert response.json() == {"detail": "cursor is not one this API issued (bad signature)"}
+    assert error_of(response)["message"] == "cursor is not one this API issued (bad signature)"
 
 
 def test_a_tampered_cursor_is_refused(lab: Lab) -> None:
@@ -106,7 +106,7 @@ def test_a_tampered_cursor_is_refused(lab: Lab) -> None:
     assert forged != issued
     response = lab.client.get("/products/pages", params={"cursor": forged})
     assert response.status_code == 400
-    assert "bad signature" in response.json()["detail"]
+    assert "bad signature" in error_of(response)["message"]
     # The untouched one still works.
     page = lab.client.get("/products/pages", params={"cursor": f"{payload}.{signature}"})
     assert [item["id"] for item in page.json()["items"]][:1] == [21]
@@ -144,7 +144,7 @@ def test_search_finds_the_exact_name(lab: Lab) -> None:
 def test_search_needs_a_name(lab: Lab, params: dict[str, str]) -> None:
     response = lab.client.get("/products/search", params=params)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", "name"]
+    assert error_of(response)["details"][0]["loc"] == ["query", "name"]
 
 
 # --- GET /products/{product_id} -------------------------------------------------
@@ -189,7 +189,7 @@ def test_product_page_anonymous_by_default(lab: Lab) -> None:
 def test_missing_product_is_404(lab: Lab) -> None:
     response = lab.client.get(f"/products/{ROWS + 1}")
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no product {ROWS + 1}"}
+    assert error_of(response)["message"] == f"no product {ROWS + 1}"
 
 
 @pytest.mark.parametrize(
@@ -205,7 +205,7 @@ def test_product_page_refuses_bad_input(
 ) -> None:
     response = lab.client.get(path, headers=headers)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == where
+    assert error_of(response)["details"][0]["loc"] == where
 
 
 # --- GET /products/{product_id}/availability ----------------------------------
@@ -216,6 +216,7 @@ def test_availability_needs_the_upstream_api(lab: Lab) -> None:
     against the lab's upstream in tests/scenarios (bandwidth-limit)."""
     response = lab.client.get("/products/1/availability")
     assert response.status_code == 503
-    assert response.json() == {
-        "detail": "no upstream configured (UPSTREAM_URL); start the lab's services with `make up`"
-    }
+    assert error_of(response)["message"] == (
+        "this route needs the upstream API and UPSTREAM_URL is not set; start the lab's "
+        "services with `make up`"
+    )

@@ -7,9 +7,9 @@ listing's `variant_here`). What a fix may change (time, memory, queries, the
 response's framing) is not compared; the data is.
 
 The fixed variant always runs with its scenario's default parameters (only a
-toggle carries parameters), so a parameter that is part of the answer (cpu-bound's
-`iterations`, memory-leak's `related`, offset-pagination's `size`, orm-overhead's
-`window_orders`, blocking-call's `items`) keeps its default in the faulty run too.
+toggle carries parameters), so a parameter that is part of the answer (memory-leak's
+`related`, offset-pagination's `size`, orm-overhead's `window_orders`, blocking-call's
+`items`) keeps its default in the faulty run too.
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ import httpx
 import pytest
 
 import faults
-from tests.app.helpers import N_ORDERS, N_USERS, ROWS, UPLOAD_CAP, Lab, lab_settings, open_lab
+from tests.app.helpers import (
+    N_ORDERS,
+    N_USERS,
+    ROWS,
+    UPLOAD_CAP,
+    Lab,
+    copy_db,
+    lab_settings,
+    open_lab,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +67,7 @@ NOT_HERE = {
     "upstream-slow": "POST /orders/{id}/pay needs the upstream API (503 before the seam)",
     "redis-timeout": "GET /catalog/stats needs Redis (503 before the seam, test_catalog.py)",
     "etl-in-memory": "both variants write with PostgreSQL's COPY: on SQLite neither can run "
-    "(a 500, test_etl.py's xfail)",
+    "(a 503 that names PostgreSQL, test_etl.py)",
     "db-down": "its variants differ on purpose (503 with Retry-After vs 500): test_health.py",
     "single-worker": "a deployment scenario: its variants are how the app is started, a "
     "toggle is a 409 (test_lab_admin.py)",
@@ -81,7 +90,14 @@ def both(lab: Lab, slug: str, fetch: Callable[[], T], **params: Any) -> tuple[T,
 
 
 def answer(response: httpx.Response) -> tuple[int, Any]:
-    return response.status_code, response.json()
+    return response.status_code, without_request_id(response.json())
+
+
+def without_request_id(body: Any) -> Any:
+    """An answer's data: an error's request id is the request's own, not part of it."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body["error"] = {k: v for k, v in body["error"].items() if k != "request_id"}
+    return body
 
 
 # --- reads of the seeded shop -------------------------------------------------------------
@@ -91,9 +107,9 @@ def test_memory_leak_cached_page_is_the_rendered_page(lab: Lab) -> None:
     session = {"X-Session-Id": f"agree-{uuid.uuid4().hex[:12]}"}  # a key no cache holds yet
     requests = [(1, "USD"), (2, "EUR"), (ROWS - 1, "GBP"), (1, "USD"), (ROWS + 1, "USD")]
 
-    def fetch() -> list[tuple[int, bytes]]:
+    def fetch() -> list[tuple[int, Any]]:
         return [
-            (r.status_code, r.content)
+            (r.status_code, r.content if r.is_success else answer(r)[1])
             for r in (
                 lab.client.get(f"/products/{pid}", params={"currency": cur}, headers=session)
                 for pid, cur in requests
@@ -166,7 +182,8 @@ def test_db_latency_one_round_trip_is_four(lab: Lab) -> None:
         ]
 
     fixed, faulty = both(lab, "db-latency", fetch)
-    assert fixed[-1] == (404, {"detail": f"no user {N_USERS + 1}"})
+    assert fixed[-1][0] == 404
+    assert fixed[-1][1]["error"]["message"] == f"no user {N_USERS + 1}"
     assert sum(body.get("orders", 0) for _, body in fixed) == N_ORDERS
     assert faulty == fixed
 
@@ -190,18 +207,23 @@ def test_cpu_bound_cached_quote_is_the_computed_one(lab: Lab) -> None:
     def fetch() -> list[tuple[int, Any]]:
         return [answer(lab.client.get(f"/quotes/{p}", params={"zone": z})) for p, z in inputs]
 
-    # `iterations` is part of the answer: the default in both (a few tens of ms per quote).
+    # A route search per quote in the faulty variant (a few tens of ms each).
     fixed, faulty = both(lab, "cpu-bound", fetch)
     assert len({body["cents"] for _, body in fixed}) == 3
     assert faulty == fixed
 
 
-def test_blocking_call_awaited_client_answers_the_same(lab: Lab) -> None:
-    def fetch() -> list[tuple[int, Any]]:
-        return [answer(lab.client.get(f"/recommendations/{u}")) for u in (1, 7, 12_345)]
+def test_blocking_call_awaited_client_answers_the_same(pristine_db: Path, tmp_path: Path) -> None:
+    """Both variants call a real model server (the upstream app, on a local port)."""
+    from tests.app.test_recommendations import lab_with_model_server
 
-    # The model's latency is not part of the answer: none in the faulty run.
-    fixed, faulty = both(lab, "blocking-call", fetch, latency_ms=0)
+    with lab_with_model_server(tmp_path, copy_db(pristine_db, tmp_path / "shop.sqlite")) as lab:
+
+        def fetch() -> list[tuple[int, Any]]:
+            return [answer(lab.client.get(f"/recommendations/{u}")) for u in (1, 7, 12_345)]
+
+        fixed, faulty = both(lab, "blocking-call", fetch)
+    assert [status for status, _ in fixed] == [200, 200, 200]
     assert all(len(body["product_ids"]) == 10 for _, body in fixed)
     assert faulty == fixed
 
@@ -328,7 +350,7 @@ def test_row_by_row_insert_differs_on_a_bad_row_by_design(fresh_lab: Lab) -> Non
     with lab.faulty("row-by-row-insert"):
         faulty = lab.client.post("/imports/products", json=faulty_rows)
     assert faulty.status_code == 422
-    assert faulty.json() == {"detail": "import stopped: price must be positive, got -1"}
+    assert faulty.json()["error"]["message"] == "import stopped: price must be positive, got -1"
 
     def stored(rows: list[dict[str, Any]]) -> list[int]:
         return [
@@ -366,7 +388,7 @@ def test_upload_in_memory_streamed_upload_stores_the_same_file(lab: Lab) -> None
             patch = lab.client.patch(
                 f"/uploads/{resumable}", content=chunk, headers={"Upload-Offset": str(offset)}
             )
-            body = patch.json() if patch.content else None
+            body = without_request_id(patch.json()) if patch.content else None
             seen.append((patch.status_code, patch.headers.get("upload-offset"), body))
         head = lab.client.head(f"/uploads/{resumable}")
         seen.append((head.status_code, head.headers["upload-offset"]))

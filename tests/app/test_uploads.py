@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.helpers import UPLOAD_CAP, Lab
+from tests.app.helpers import UPLOAD_CAP, Lab, error_of
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +57,7 @@ def test_put_over_the_cap_is_413_and_leaves_nothing(lab: Lab) -> None:
     name = _name("huge")
     response = lab.client.put(f"/uploads/{name}", content=b"x" * (UPLOAD_CAP + 1))
     assert response.status_code == 413
-    assert response.json() == {"detail": TOO_LARGE}
+    assert error_of(response)["message"] == TOO_LARGE
     assert not (lab.upload_dir / name).exists()
     assert not [n for n in _leftovers(lab.upload_dir) if n.startswith(name)]
 
@@ -66,7 +66,7 @@ def test_put_over_the_cap_is_413_and_leaves_nothing(lab: Lab) -> None:
 def test_a_name_is_a_plain_file_name(lab: Lab, name: str) -> None:
     response = lab.client.put(f"/uploads/{name}", content=b"x")
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "name"]
+    assert error_of(response)["details"][0]["loc"] == ["path", "name"]
 
 
 def test_a_name_is_never_a_path(lab: Lab) -> None:
@@ -100,7 +100,7 @@ def _patch(lab: Lab, name: str, offset: int, data: bytes) -> tuple[int, str]:
     )
     if response.status_code == 204:
         return 204, response.headers["upload-offset"]
-    return response.status_code, response.json()["detail"]
+    return response.status_code, error_of(response)["message"]
 
 
 def test_a_resumable_upload_from_creation_to_the_file(lab: Lab) -> None:
@@ -138,14 +138,14 @@ def test_a_patch_past_the_declared_length_is_413_and_leaves_nothing(lab: Lab) ->
 def test_creating_an_upload_over_the_cap_is_413(lab: Lab) -> None:
     response = lab.client.post("/uploads", headers={"Upload-Length": str(UPLOAD_CAP + 1)})
     assert response.status_code == 413
-    assert response.json() == {"detail": TOO_LARGE}
+    assert error_of(response)["message"] == TOO_LARGE
 
 
 @pytest.mark.parametrize("headers", [{}, {"Upload-Length": "-1"}, {"Upload-Length": "ten"}])
 def test_creating_an_upload_needs_its_length(lab: Lab, headers: dict[str, str]) -> None:
     response = lab.client.post("/uploads", headers=headers)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["header", "upload-length"]
+    assert error_of(response)["details"][0]["loc"] == ["header", "upload-length"]
 
 
 def test_a_patch_needs_its_offset(lab: Lab) -> None:
@@ -153,7 +153,7 @@ def test_a_patch_needs_its_offset(lab: Lab) -> None:
     for headers in ({}, {"Upload-Offset": "-1"}):
         response = lab.client.patch(f"/uploads/{name}", content=b"abc", headers=headers)
         assert response.status_code == 422
-        assert response.json()["detail"][0]["loc"] == ["header", "upload-offset"]
+        assert error_of(response)["details"][0]["loc"] == ["header", "upload-offset"]
 
 
 def test_unknown_uploads_are_404(lab: Lab) -> None:
@@ -179,4 +179,4 @@ def test_delete_removes_a_finished_or_a_partial_upload(lab: Lab) -> None:
     assert not [n for n in _leftovers(lab.upload_dir) if n.startswith(partial)]
     again = lab.client.delete(f"/uploads/{finished}")
     assert again.status_code == 404
-    assert again.json() == {"detail": f"no upload named {finished!r}"}
+    assert error_of(again)["message"] == f"no upload named {finished!r}"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from tests.app.helpers import N_ORDERS, N_USERS, Lab
+from tests.app.helpers import N_ORDERS, N_USERS, Lab, error_of
 
 pytestmark = pytest.mark.unit
 
@@ -34,14 +35,14 @@ def test_a_user(lab: Lab) -> None:
 def test_missing_user_is_404(lab: Lab, path: str) -> None:
     response = lab.client.get(path.format(N_USERS + 1))
     assert response.status_code == 404
-    assert response.json() == {"detail": f"no user {N_USERS + 1}"}
+    assert error_of(response)["message"] == f"no user {N_USERS + 1}"
 
 
 @pytest.mark.parametrize("path", ["/users/me", "/users/me/dashboard"])
 def test_user_id_must_be_an_integer(lab: Lab, path: str) -> None:
     response = lab.client.get(path)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["path", "user_id"]
+    assert error_of(response)["details"][0]["loc"] == ["path", "user_id"]
 
 
 def test_dashboard_sums_the_users_orders(lab: Lab) -> None:
@@ -56,9 +57,8 @@ def test_dashboard_sums_the_users_orders(lab: Lab) -> None:
         assert dashboard["name"] == f"User {user_id}"
         assert dashboard["email"] == f"user{user_id}@shop.test"
         assert dashboard["orders"] == len(orders)
-        spent = sum((Decimal(o["total"]) for o in orders), Decimal(0))
-        # To the cent: on SQLite the sum comes back as a float (see the xfail below).
-        assert Decimal(dashboard["spent"]).quantize(Decimal("0.01")) == spent
+        spent = sum((Decimal(o["total"]) for o in orders), Decimal("0.00"))
+        assert dashboard["spent"] == str(spent)  # money, to the cent, as order totals are
         newest = sorted((o["id"] for o in orders), reverse=True)[:5]  # db-latency's `recent`
         assert dashboard["recent_order_ids"] == newest
         checked += bool(orders)
@@ -74,14 +74,17 @@ def test_dashboard_of_a_user_without_orders(lab: Lab) -> None:
     assert dashboard["recent_order_ids"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on SQLite `spent` is a float's repr (GET /users/8/dashboard: '1623.8899999999999'): "
-    "both db-latency variants return str() of an untyped text() sum",
-)
-def test_dashboard_spent_is_money_like_every_other_total(lab: Lab) -> None:
+@pytest.mark.parametrize("variant", ["fixed", "faulty"])
+def test_dashboard_spent_is_money_like_every_other_total(lab: Lab, variant: str) -> None:
+    """On SQLite a raw sum is a float ('1623.8899999999999' for user 8): both variants
+    answer it to the cent, as every total of the app is."""
     by_user = _orders_by_user(lab)
-    for user_id, orders in sorted(by_user.items()):
-        spent = sum((Decimal(o["total"]) for o in orders), Decimal(0))
-        dashboard = lab.client.get(f"/users/{user_id}/dashboard").json()
-        assert dashboard["spent"] == str(spent), f"user {user_id}"
+    with contextlib.ExitStack() as stack:
+        if variant == "faulty":
+            stack.enter_context(lab.faulty("db-latency"))
+        for user_id, orders in sorted(by_user.items()):
+            spent = sum((Decimal(o["total"]) for o in orders), Decimal("0.00"))
+            dashboard = lab.client.get(f"/users/{user_id}/dashboard").json()
+            assert dashboard["spent"] == str(spent), f"user {user_id}"
+        idle = next(u for u in range(1, N_USERS + 1) if u not in by_user)
+        assert lab.client.get(f"/users/{idle}/dashboard").json()["spent"] == "0.00"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def test_db_down_answers_503_with_retry_after_not_500(
     assert logs["faulty"].count("Traceback") > 100
     assert logs["fixed"].count("Traceback") == 0
     assert 1 <= logs["fixed"].count("database unreachable") <= 5
+    # The faulty variant's tracebacks are the app's last resort's: one per request, each
+    # under the request id its client got back (target_app/api/errors.py).
+    unhandled = [
+        json.loads(line)
+        for line in logs["faulty"].splitlines()
+        if '"msg":"unhandled exception"' in line
+    ]
+    assert len(unhandled) > 100
+    assert all(
+        entry.get("request_id") and "OperationalError" in entry["exc"] for entry in unhandled
+    )
 
 
 def test_bandwidth_limit_fetch_what_you_need(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,15 +13,47 @@ from tests.scenarios.contract import prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
+INVOICE = "/orders/{order_id}/invoice"
+POOL = 20  # pool_size 10 + max_overflow 10 (Settings' defaults)
+
+
+def _last_counter(run_dir: Path, name: str, labels: str) -> float:
+    """A counter of the app's /metrics at the run's last sample (metrics.csv)."""
+    last = 0.0
+    with (run_dir / "metrics.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            if row["name"] == name and row["labels"] == labels:
+                last = float(row["value"])
+    return last
+
+
+def _pool_timeouts_logged(run_dir: Path) -> int:
+    lines = (run_dir / "app.log").read_text().splitlines()
+    return sum(1 for line in lines if line.startswith("{") and json.loads(line).get("msg") == (
+        "db pool timeout"))  # fmt: skip
+
 
 def test_pool_exhaustion_connections_return_with_the_yield_dependency(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
     env = lab_services("postgres")
     faulty, fixed = prove("pool-exhaustion", tmp_path, env, duration="15s", users=50)
-    assert fixed["error_rate"] == 0
-    # After the load, the leaked sessions still hold the pool; the fixed ones gave it back.
-    assert faulty["db_pool_checked_out_end"] == 20  # pool_size 10 + max_overflow 10
+    # The symptom (db_pool_checked_out_end > 0) is the pool's own checkout/checkin
+    # count, sampled after Locust stopped: the leaked sessions hold the whole pool,
+    # the fixed dependency gave every connection back.
+    assert faulty["db_pool_checked_out_end"] == POOL
     assert fixed["db_pool_checked_out_end"] == 0
-    log = (tmp_path / faulty["run_id"] / "app.log").read_text()
-    assert "QueuePool limit of size 10 overflow 10 reached" in log
+
+    # Pool timeouts: QueuePool's TimeoutError, answered 503 (the app's own
+    # http_requests_total, outside the seam) and logged, once per timeout.
+    timeouts_503 = "method=GET|route=" + INVOICE + "|status=503"
+    f_dir, x_dir = tmp_path / faulty["run_id"], tmp_path / fixed["run_id"]
+    f_503 = _last_counter(f_dir, "http_requests_total", timeouts_503)
+    x_503 = _last_counter(x_dir, "http_requests_total", timeouts_503)
+    assert f_503 > 0, "the faulty run had no pool timeout"
+    assert x_503 == 0
+    assert _pool_timeouts_logged(f_dir) >= f_503  # a request still waiting at the stop logs too
+    assert _pool_timeouts_logged(x_dir) == 0
+    # No 500s: an exhausted pool is a clean 503, not an unhandled exception.
+    assert faulty["unhandled_error_rate"] == fixed["unhandled_error_rate"] == 0
+    assert fixed["error_rate"] == 0

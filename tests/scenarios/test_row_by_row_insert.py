@@ -1,26 +1,130 @@
-"""row-by-row-insert: commit per row vs validate-then-COPY, with the bad rows reported."""
+"""row-by-row-insert: commit per row vs validate-then-COPY, with the bad rows reported.
+
+What was imported is counted in PostgreSQL after each run (SQL), not by the
+app's counter that the seams increment.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
-from tests.scenarios.contract import prove
+from tests.scenarios.contract import MEASURED, run_variant
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
+
+SLUG = "row-by-row-insert"
+BATCH = 5_000  # loadtests/workloads/imports.py: rows per request, 3 of them bad
+FIRST_BAD = BATCH - 50  # the faulty import stops there: the rows before it are in
+
+
+def _direct_url() -> str:
+    from lab.topology import LINKS
+    from tests.conftest import OFFSET
+
+    port = LINKS["postgres"].direct_port + int(OFFSET)
+    return f"postgresql+psycopg://lab@127.0.0.1:{port}/shop"
+
+
+def _imported_rows(url: str, prefix: str = "I") -> int:
+    """Products an import added, counted by PostgreSQL (seeded SKUs start with "SKU-")."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            count = conn.scalar(
+                text("SELECT count(*) FROM products WHERE starts_with(sku, :prefix)"),
+                {"prefix": prefix},
+            )
+            return int(count or 0)
+    finally:
+        engine.dispose()
 
 
 def test_row_by_row_insert_batched_copy_keeps_good_rows(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
     env = lab_services("postgres")
-    faulty, fixed = prove("row-by-row-insert", tmp_path, env, duration="12s", users=1)
-    assert fixed["work_items_per_second"] >= 20 * faulty["work_items_per_second"]
-    # The faulty import stops at the first bad row (422); the fixed one keeps the
-    # good rows, answers 201 and reports the 3 bad rows of every batch.
+    url = _direct_url()
+    # prove(), with the rows in the table counted after each variant (each variant's
+    # `prepare` deletes what the previous run imported).
+    faulty = run_variant(SLUG, False, tmp_path, env, duration="12s", users=1)
+    faulty_rows = _imported_rows(url)
+    fixed = run_variant(SLUG, True, tmp_path, env, duration="12s", users=1)
+    fixed_rows = _imported_rows(url)
+    f_sym, x_sym = faulty["symptom"], fixed["symptom"]
+    MEASURED.append(
+        {"slug": SLUG, "metric": f_sym["name"], "op": f_sym["op"],
+         "threshold": f_sym["threshold"], "faulty": f_sym["value"], "fixed": x_sym["value"],
+         "p95_ms": (faulty.get("p95_ms"), fixed.get("p95_ms"))}
+    )  # fmt: skip
+    assert f_sym["present"] is True, f"faulty {SLUG} did not show its symptom: {f_sym}"
+    assert x_sym["present"] is False, f"fixed {SLUG} still shows the symptom: {x_sym}"
+
+    # Rows per second as the database saw them: the same 12 s of load, so the rows
+    # each variant left in the table. The fix is at least 20x the throughput.
+    assert faulty_rows > 0
+    assert fixed_rows >= 20 * faulty_rows, (faulty_rows, fixed_rows)
+    # The faulty import stops at the first bad row (422): every batch it finished left
+    # exactly the rows before it; the one in flight at the stop, fewer.
     assert faulty["error_rate"] == 1.0
+    assert faulty["requests"] * FIRST_BAD <= faulty_rows <= (faulty["requests"] + 1) * FIRST_BAD
+    # The fixed one keeps every good row of every batch, answers 201 and reports the 3
+    # bad rows of each (one user: at most one batch more was served than Locust recorded).
     assert fixed["error_rate"] == 0
-    # (one user: at most one batch more was served than Locust recorded at the stop)
+    assert fixed_rows % (BATCH - 3) == 0, fixed_rows
+    assert fixed["requests"] <= fixed_rows // (BATCH - 3) <= fixed["requests"] + 1
     assert 3 * fixed["requests"] <= fixed["work_items_rejected"] <= 3 * (fixed["requests"] + 1)
+
+
+# --- one real 50,000-row import per variant -----------------------------------------
+
+ROWS_50K = 50_000
+
+
+@pytest.fixture
+def app_on_postgres(tmp_path: Path, lab_services: Callable[..., dict[str, str]]) -> Iterator[Any]:
+    from tests.app.helpers import lab_settings, open_lab
+
+    lab_services("postgres")
+    with open_lab(lab_settings(tmp_path / "lab", _direct_url())) as lab:
+        yield lab
+
+
+def test_one_50k_row_import_per_variant(app_on_postgres: Any) -> None:
+    """A real 50,000-row import, each variant once, in the app (in-process) on the lab's
+    PostgreSQL. Timed and printed, not asserted (a speed target is a ratio of `make
+    bench`); asserted: PostgreSQL holds the 50,000 rows of each import."""
+    lab = app_on_postgres
+    url = _direct_url()
+    seconds: dict[str, float] = {}
+    for variant in ("faulty", "fixed"):
+        prefix = f"I50K{uuid.uuid4().hex[:8]}"
+        rows = [
+            {"sku": f"{prefix}{i:06d}", "name": f"Feed item {i}", "category": "garden",
+             "description": "from the supplier feed", "price": "9.99", "stock": 5}
+            for i in range(ROWS_50K)
+        ]  # fmt: skip
+        if variant == "faulty":
+            lab.enable(SLUG)
+        started = time.perf_counter()
+        response = lab.client.post("/imports/products", json=rows, timeout=600)
+        seconds[variant] = time.perf_counter() - started
+        if variant == "faulty":
+            lab.disable(SLUG)
+        assert response.status_code == 201, response.text[:500]
+        assert response.json() == {"inserted": ROWS_50K, "rejected": []}
+        assert _imported_rows(url, prefix) == ROWS_50K
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM products WHERE starts_with(sku, :p)"), {"p": prefix})
+        engine.dispose()
+    print(
+        f"\n50,000-row import: commit per row {seconds['faulty']:.1f} s, "
+        f"COPY {seconds['fixed']:.2f} s, x{seconds['faulty'] / seconds['fixed']:.0f}"
+    )

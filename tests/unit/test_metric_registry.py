@@ -24,7 +24,8 @@ from reports.metrics import (
     Metric,
 )
 from reports.plots import _percentile_curve
-from reports.samples import Samples, SlopeSamples
+from reports.samples import Samples
+from reports.stats import whole
 from reports.summary import SummaryFile
 from tests.unit.test_report_build import T0, _write_csv, make_run
 from tests.unit.test_report_signal_plots import _append_metrics, _set_load_end, _signal_rows
@@ -115,11 +116,51 @@ def test_every_declared_sampler_gives_samples(rich_run: Path) -> None:
     sampled = [m for m in METRICS.values() if m.samples is not None]
     assert {m.name for m in sampled} >= {"rps", "p95_ms", "error_rate", "app_cpu_ms_per_request"}
     for metric in sampled:
-        assert isinstance(metric.samples, Samples | SlopeSamples)
+        assert isinstance(metric.samples, Samples)
         found = metric.samples.of(ev)
         assert found is not None, metric.name
-        first = found[0] if isinstance(metric.samples, SlopeSamples) else found
-        assert len(first) >= 4, metric.name
+        assert found.n >= 4, metric.name
+
+
+# Whose pieces hold the very data the summary's number is computed from: on the whole
+# run (every piece once) they give that number, so the comparison's point is the
+# summary's ratio without any scaling. rps, error rate and CPU per request take their
+# level from Locust's totals and their spread from its history (see bootstrap_ratio).
+EXACT = ("p50_ms", "p95_ms", "p99_ms", "event_loop_lag_p99_ms", "server_p95_ms",
+         "rss_slope_mb_per_10k_requests")  # fmt: skip
+
+
+def test_the_pieces_of_the_whole_run_give_the_summarys_number(rich_run: Path) -> None:
+    ev, numbers = load_evidence(rich_run), summarize(rich_run)
+    for name in EXACT:
+        samples = METRICS[name].samples
+        assert samples is not None, name
+        pieces = samples.of(ev)
+        assert pieces is not None, name
+        assert whole(pieces) == pytest.approx(numbers[name], rel=1e-9), name
+    for name in ("rps", "error_rate", "app_cpu_ms_per_request"):  # close, not equal
+        samples = METRICS[name].samples
+        assert samples is not None
+        pieces = samples.of(ev)
+        assert pieces is not None
+        assert whole(pieces) == pytest.approx(numbers[name], rel=0.1), name
+
+
+def test_every_number_of_the_report_says_where_it_comes_from(rich_run: Path) -> None:
+    numbers = summarize(rich_run)
+    for metric in METRICS.values():
+        assert metric.source_in(numbers), metric.name
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        assert METRICS[key].source_in(numbers).startswith("client")
+        assert "requests.csv" in METRICS[key].source_in(numbers)
+        assert "locust_stats.csv" in METRICS[key].source_in(
+            {"percentiles_from": "locust_stats.csv"}
+        )
+    assert METRICS["server_p95_ms"].source_in(numbers).startswith("server side")
+    build_report(rich_run)
+    md = (rich_run / "report.md").read_text()
+    assert "| metric | value | unit | source |" in md
+    assert "client (Locust): requests.csv, every request, exact" in md
 
 
 def test_summary_percentiles_and_the_cdf_are_one_computation(rich_run: Path) -> None:

@@ -7,13 +7,20 @@ import math
 import numpy as np
 import pytest
 
+from reports.evidence import exact_quantiles
 from reports.stats import (
-    block_bootstrap_ci,
-    block_bootstrap_slope,
-    block_bootstrap_slope_diff,
+    PooledHistogram,
+    PooledQuantile,
+    PooledRatio,
+    PooledSlope,
+    block_weights,
+    bootstrap_difference,
+    bootstrap_ratio,
     default_block,
     fit_slope,
     histogram_quantile,
+    histogram_quantiles,
+    whole,
 )
 
 pytestmark = pytest.mark.unit
@@ -94,68 +101,134 @@ def _ar1(n: int, mean: float, sd: float, seed: int, phi: float = 0.5) -> np.ndar
     return out
 
 
+def _per_second(values: np.ndarray) -> PooledQuantile:
+    """One value per second: the pooled median is the median of the values."""
+    return PooledQuantile(values, np.arange(values.size), values.size, 0.5)
+
+
 def test_bootstrap_detects_a_real_2x_difference() -> None:
     a = _ar1(120, 100.0, 10.0, seed=1)
     b = _ar1(120, 200.0, 20.0, seed=2)
-    ratio, low, high = block_bootstrap_ci(a, b, np.median)
-    assert ratio == pytest.approx(2.0, rel=0.1)
-    assert low > 1.0
-    assert low <= ratio <= high
+    found = bootstrap_ratio(_per_second(a), _per_second(b))
+    assert found.point == pytest.approx(2.0, rel=0.1)
+    assert found.low > 1.0
+    assert found.low <= found.point <= found.high
 
 
 def test_bootstrap_does_not_flag_the_same_distribution() -> None:
     a = _ar1(120, 100.0, 10.0, seed=3)
     b = _ar1(120, 100.0, 10.0, seed=4)
-    ratio, low, high = block_bootstrap_ci(a, b, np.median)
-    assert low <= 1.0 <= high
-    assert ratio == pytest.approx(1.0, abs=0.1)
+    found = bootstrap_ratio(_per_second(a), _per_second(b))
+    assert found.low <= 1.0 <= found.high
+    assert not found.excludes(1.0)
+    assert found.point == pytest.approx(1.0, abs=0.1)
 
 
 def test_bootstrap_is_deterministic_given_the_seed() -> None:
-    a = _ar1(60, 100.0, 10.0, seed=5)
-    b = _ar1(60, 110.0, 10.0, seed=6)
-    first = block_bootstrap_ci(a, b, np.mean, n_boot=500, seed=7)
-    assert block_bootstrap_ci(a, b, np.mean, n_boot=500, seed=7) == first
-    assert block_bootstrap_ci(a, b, np.mean, n_boot=500, seed=8) != first
+    a = _per_second(_ar1(60, 100.0, 10.0, seed=5))
+    b = _per_second(_ar1(60, 110.0, 10.0, seed=6))
+    first = bootstrap_ratio(a, b, n_boot=500, seed=7)
+    assert bootstrap_ratio(a, b, n_boot=500, seed=7) == first
+    assert bootstrap_ratio(a, b, n_boot=500, seed=8) != first
 
 
-def test_bootstrap_with_rows_and_undefined_ratio() -> None:
+def test_bootstrap_of_a_ratio_of_sums_and_an_undefined_ratio() -> None:
     # rows (requests, failures): statistic = error rate
-    def rate(x: np.ndarray) -> float:
-        return float(x[:, 1].sum() / x[:, 0].sum())
-
-    a = np.column_stack([np.full(50, 100.0), np.full(50, 10.0)])
-    b = np.column_stack([np.full(50, 100.0), np.full(50, 1.0)])
-    ratio, low, high = block_bootstrap_ci(a, b, rate, n_boot=200, block=5)
-    assert ratio == pytest.approx(0.1)
-    assert low == pytest.approx(0.1)
-    assert high == pytest.approx(0.1)
-    zero = np.column_stack([np.full(50, 100.0), np.zeros(50)])
-    ratio, low, high = block_bootstrap_ci(zero, b, rate, n_boot=50)
-    assert math.isnan(ratio) and math.isnan(low) and math.isnan(high)
-    with pytest.raises(ValueError):
-        block_bootstrap_ci([], [1.0], np.mean)
+    a = PooledRatio(np.full(50, 10.0), np.full(50, 100.0))
+    b = PooledRatio(np.full(50, 1.0), np.full(50, 100.0))
+    found = bootstrap_ratio(a, b, n_boot=200, block=5)
+    assert (found.point, found.low, found.high) == pytest.approx((0.1, 0.1, 0.1))
+    zero = PooledRatio(np.zeros(50), np.full(50, 100.0))
+    undefined = bootstrap_ratio(zero, b, n_boot=50)
+    assert math.isnan(undefined.point) and not undefined.defined
+    assert not undefined.excludes(1.0)
 
 
-def test_slope_bootstrap_ci_covers_the_true_slope() -> None:
-    x = np.arange(100.0)
-    y = 2.0 * x + _ar1(100, 0.0, 3.0, seed=9)
-    slope, low, high = block_bootstrap_slope(x, y)
-    assert slope == pytest.approx(2.0, rel=0.05)
-    assert low < 2.0 < high
+def test_a_point_from_another_file_scales_the_resamples() -> None:
+    a = PooledRatio(_ar1(60, 100.0, 10.0, seed=13), np.ones(60))
+    b = PooledRatio(_ar1(60, 100.0, 10.0, seed=14), np.ones(60))
+    own = bootstrap_ratio(a, b, seed=1)
+    scaled = bootstrap_ratio(a, b, point=1.1 * own.point, seed=1)
+    assert scaled.point == pytest.approx(1.1 * own.point)
+    assert (scaled.low, scaled.high) == pytest.approx((1.1 * own.low, 1.1 * own.high))
+    assert not bootstrap_ratio(a, b, point=0.0).defined  # the pieces say otherwise
 
 
 def test_slope_difference_bootstrap() -> None:
     x = np.arange(80.0)
-    leak = 2.0 * x + _ar1(80, 0.0, 3.0, seed=10)
-    flat = _ar1(80, 50.0, 3.0, seed=11)
-    res = block_bootstrap_slope_diff(x, leak, x, flat)
-    assert res.slope_a == pytest.approx(2.0, rel=0.05)
-    assert res.diff == pytest.approx(res.slope_b - res.slope_a)
-    assert res.diff_high < 0
-    assert res.significant
-    same = block_bootstrap_slope_diff(x, flat, x, _ar1(80, 50.0, 3.0, seed=12))
-    assert same.diff_low <= 0.0 <= same.diff_high
-    assert not same.significant
-    again = block_bootstrap_slope_diff(x, leak, x, flat)
-    assert again == res
+    leak = PooledSlope(x, 2.0 * x + _ar1(80, 0.0, 3.0, seed=10))
+    flat = PooledSlope(x, _ar1(80, 50.0, 3.0, seed=11))
+    assert whole(leak) == pytest.approx(fit_slope(leak.x, leak.y))
+    found = bootstrap_difference(leak, flat)
+    assert found.point == pytest.approx(whole(flat) - whole(leak))
+    assert found.high < 0 and found.excludes(0.0)
+    same = bootstrap_difference(flat, PooledSlope(x, _ar1(80, 50.0, 3.0, seed=12)))
+    assert same.low <= 0.0 <= same.high
+    assert not same.excludes(0.0)
+    assert bootstrap_difference(leak, flat) == found
+
+
+def test_block_weights_draw_whole_blocks() -> None:
+    rng = np.random.default_rng(0)
+    w = block_weights(12, 3, 200, rng)
+    assert w.shape == (200, 12)
+    assert (w.sum(axis=1) == 12).all()
+    assert w.min() >= 0 and (w == w.astype(int)).all()
+    # Blocks of 3 (4 of them, none cut short): never a lone draw of piece 5.
+    lone = (w[:, 5] > 0) & (w[:, 4] == 0) & (w[:, 6] == 0)
+    assert not lone.any()
+    assert (block_weights(10, 3, 50, rng).sum(axis=1) == 10).all()  # the last block cut
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_pooled_quantile_is_the_exact_quantile_of_the_drawn_requests(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    values = np.round(rng.lognormal(3.0, 1.0, size=int(rng.integers(1, 400))), 1)  # ties too
+    piece = rng.integers(0, n, size=values.size)
+    for q in (0.5, 0.95, 0.99, float(rng.random())):
+        pooled = PooledQuantile(values, piece, n, q)
+        assert whole(pooled) == exact_quantiles(values, [q])[0]  # exactly the summary's
+        weights = rng.integers(0, 3, size=(5, n)).astype(float)
+        got = pooled.statistic(weights)
+        for row, value in zip(weights, got, strict=True):
+            drawn = np.repeat(values, row[piece].astype(int))
+            if drawn.size == 0:
+                assert math.isnan(value)
+            else:
+                assert value == exact_quantiles(drawn, [q])[0]
+
+
+def _random_histogram(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observations, the `le` bounds, and the cumulative counts of their histogram."""
+    le = np.array([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, INF])
+    observed = rng.lognormal(-3.0, 1.5, size=int(rng.integers(1, 300)))
+    cumulative = np.array([(observed <= b).sum() for b in le], dtype=float)
+    return observed, le, cumulative
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_histogram_quantiles_agree_with_prometheus_and_bound_the_exact_quantile(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    observed, le, cumulative = _random_histogram(rng)
+    for q in (0.5, 0.95, 0.99):
+        pairs = list(zip(le, cumulative, strict=True))
+        (guess,) = histogram_quantiles(q, le, cumulative[None, :])
+        assert guess == histogram_quantile(q, pairs)
+        (upper,) = histogram_quantiles(q, le, cumulative[None, :], "upper")
+        (lower,) = histogram_quantiles(q, le, cumulative[None, :], "lower")
+        exact = exact_quantiles(observed, [q])[0]
+        assert lower < exact <= upper
+        assert upper in le and (lower == 0 or lower in le)
+    assert math.isnan(histogram_quantiles(0.5, le, np.zeros((1, le.size)))[0])
+
+
+def test_pooled_histogram_sums_the_drawn_buckets() -> None:
+    le = np.array([0.1, 0.5, INF])
+    # Two seconds: 10 fast requests, then 10 slow ones.
+    counts = np.array([[10.0, 10.0, 10.0], [0.0, 10.0, 10.0]])
+    upper = PooledHistogram(le, counts, 0.95, "upper")
+    assert whole(upper) == 0.5
+    assert list(upper.statistic(np.array([[2.0, 0.0], [0.0, 2.0]]))) == [0.1, 0.5]

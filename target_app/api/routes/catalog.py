@@ -9,12 +9,13 @@ from sqlalchemy import func, select
 
 from faults import no_cache, redis_timeout
 from target_app.api.deps import RedisDep, SeamsDep
+from target_app.api.errors import DATABASE_DOWN, responses
 from target_app.db import Database
 from target_app.models import OrderItem, Product
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/catalog", tags=["catalog"])
+router = APIRouter(prefix="/catalog", tags=["catalog"], responses=responses(500, DATABASE_DOWN))
 
 
 def _stats(database: Database) -> bytes:
@@ -32,7 +33,7 @@ def _stats(database: Database) -> bytes:
     )
 
 
-@router.get("/stats")
+@router.get("/stats", responses=responses((503, "no Redis configured (REDIS_URL)")))
 async def catalog_stats(request: Request, redis: RedisDep, seams: SeamsDep) -> Response:
     """Per-category counts, prices and stock; cache-aside in Redis (the redis-timeout seam)."""
     cache = seams.pick(redis_timeout.SCENARIO)

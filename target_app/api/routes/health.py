@@ -8,11 +8,12 @@ from fastapi import APIRouter, Response
 from sqlalchemy import text
 
 from target_app.api.deps import DbSession
+from target_app.api.errors import DATABASE_DOWN, responses
 from target_app.metrics import render_latest
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], responses=responses(500))
 
 
 @router.get("/healthz")
@@ -21,7 +22,7 @@ async def healthz() -> dict[str, object]:
     return {"status": "ok", "pid": os.getpid()}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=responses(DATABASE_DOWN))
 def readyz(session: DbSession) -> dict[str, object]:
     """Ready to serve: the database answers."""
     session.execute(text("SELECT 1"))

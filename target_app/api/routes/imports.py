@@ -8,14 +8,21 @@ from fastapi import APIRouter, Body, HTTPException, status
 
 from faults import row_by_row_insert
 from target_app.api.deps import DbSession, SeamsDep
+from target_app.api.errors import DATABASE_DOWN, responses
 from target_app.imports import RowError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/imports", tags=["imports"])
+router = APIRouter(prefix="/imports", tags=["imports"], responses=responses(500))
 
 
-@router.post("/products", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/products",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(
+        400, (422, "the body is not a list of objects, or the import stopped"), DATABASE_DOWN
+    ),
+)
 def import_products(
     session: DbSession,
     seams: SeamsDep,

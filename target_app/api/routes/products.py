@@ -13,6 +13,8 @@ from faults import bandwidth_limit, memory_leak, offset_pagination, slicer, slow
 from faults.memory_leak import CACHE_NAME
 from target_app import metrics
 from target_app.api.deps import DbSession, SeamsDep, SettingsDep, UpstreamDep
+from target_app.api.errors import DATABASE_DOWN, responses
+from target_app.api.params import ProductId, ProductsAfter
 from target_app.clients.upstream import UpstreamError
 from target_app.cursors import BadCursor, Cursors
 from target_app.models import Product
@@ -20,7 +22,7 @@ from target_app.settings import Settings
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/products", tags=["products"])
+router = APIRouter(prefix="/products", tags=["products"], responses=responses(422, 500))
 
 _RATES = {"USD": Decimal("1"), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}
 Currency = Literal["USD", "EUR", "GBP"]
@@ -37,12 +39,12 @@ def _summary(product: Any, rate: Decimal) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", responses=responses(DATABASE_DOWN))
 def list_products(
     session: DbSession,
     seams: SeamsDep,
     category: str | None = None,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: ProductsAfter = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> dict[str, Any]:
     """One page of products, keyset-paginated by id (pass `next_after_id` back).
@@ -63,7 +65,9 @@ def _cursors(settings: Settings) -> Cursors:
     return Cursors(settings.cursor_secret.get_secret_value().encode())
 
 
-@router.get("/pages")
+@router.get(
+    "/pages", responses=responses((400, "the cursor is not one this API issued"), DATABASE_DOWN)
+)
 def product_pages(
     session: DbSession,
     seams: SeamsDep,
@@ -80,12 +84,12 @@ def product_pages(
 
 
 @router.get("/pages/bookmark")
-def page_bookmark(settings: SettingsDep, after_id: Annotated[int, Query(ge=0)]) -> dict[str, str]:
+def page_bookmark(settings: SettingsDep, after_id: ProductsAfter) -> dict[str, str]:
     """A cursor that resumes after a product the client has seen ("continue where I left")."""
     return {"cursor": _cursors(settings).encode(after_id)}
 
 
-@router.get("/search")
+@router.get("/search", responses=responses(DATABASE_DOWN))
 def search_products(
     session: DbSession, seams: SeamsDep, name: Annotated[str, Query(min_length=1, max_length=200)]
 ) -> dict[str, Any]:
@@ -94,9 +98,9 @@ def search_products(
     return {"items": lookup.find(session, name)}
 
 
-@router.get("/{product_id}")
+@router.get("/{product_id}", responses=responses((404, "no such product"), DATABASE_DOWN))
 def product_page(
-    product_id: int,
+    product_id: ProductId,
     request: Request,
     session: DbSession,
     seams: SeamsDep,
@@ -137,9 +141,16 @@ def product_page(
     return Response(page, media_type="application/json")
 
 
-@router.get("/{product_id}/availability")
+@router.get(
+    "/{product_id}/availability",
+    responses=responses(
+        (404, "the supplier does not list the product"),
+        (502, "the supplier's API failed"),
+        (503, "no upstream API configured (UPSTREAM_URL)"),
+    ),
+)
 async def product_availability(
-    product_id: int, seams: SeamsDep, upstream: UpstreamDep
+    product_id: ProductId, seams: SeamsDep, upstream: UpstreamDep
 ) -> dict[str, Any]:
     """Stock at the supplier, fetched per request (the bandwidth-limit seam)."""
     fetcher = seams.pick(bandwidth_limit.SCENARIO)

@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 
 from faults import orm_overhead
 from target_app.api.deps import DbSession, SeamsDep
+from target_app.api.errors import DATABASE_DOWN, responses
 from target_app.models import Order
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/reports", tags=["reports"])
+router = APIRouter(prefix="/reports", tags=["reports"], responses=responses(500, DATABASE_DOWN))
 
 
 @router.get("/sales")

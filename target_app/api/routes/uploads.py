@@ -17,11 +17,15 @@ from starlette.requests import ClientDisconnect
 
 from faults import upload_in_memory
 from target_app.api.deps import SeamsDep
+from target_app.api.errors import responses
+from target_app.api.params import ByteCount
 from target_app.uploads import NAME_PATTERN, UploadError, UploadStore
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/uploads", tags=["uploads"])
+router = APIRouter(prefix="/uploads", tags=["uploads"], responses=responses(422, 500))
+NO_UPLOAD = (404, "no upload of that name")
+TOO_LARGE = (413, "more bytes than UPLOAD_MAX_BYTES, or than the upload declared")
 
 Name = Annotated[str, Path(pattern=NAME_PATTERN)]
 # nginx's "client closed request": an answer nobody reads, but the metrics count it.
@@ -46,7 +50,7 @@ def _answers() -> Iterator[None]:
         raise HTTPException(CLIENT_CLOSED_REQUEST, "the client closed the connection") from None
 
 
-@router.put("/{name}", status_code=status.HTTP_201_CREATED)
+@router.put("/{name}", status_code=status.HTTP_201_CREATED, responses=responses(TOO_LARGE, 499))
 async def put_upload(
     name: Name, request: Request, store: StoreDep, seams: SeamsDep
 ) -> dict[str, Any]:
@@ -56,9 +60,9 @@ async def put_upload(
         return await receiver.put(request, store, name)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=responses(TOO_LARGE))
 def create_upload(
-    response: Response, store: StoreDep, upload_length: Annotated[int, Header(ge=0)]
+    response: Response, store: StoreDep, upload_length: Annotated[ByteCount, Header()]
 ) -> dict[str, Any]:
     """A resumable upload of `Upload-Length` bytes: its URL in `Location`."""
     with _answers():
@@ -67,7 +71,7 @@ def create_upload(
     return {"name": name, "length": upload_length}
 
 
-@router.head("/{name}")
+@router.head("/{name}", responses=responses(NO_UPLOAD))
 def upload_offset(name: Name, store: StoreDep) -> Response:
     """How many bytes of the upload are on disk: where the next PATCH starts."""
     with _answers():
@@ -78,13 +82,22 @@ def upload_offset(name: Name, store: StoreDep) -> Response:
     )  # fmt: skip
 
 
-@router.patch("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.patch(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(
+        NO_UPLOAD,
+        (409, "Upload-Offset is not where the upload ends, or another PATCH is writing it"),
+        TOO_LARGE,
+        499,
+    ),
+)
 async def append_upload(
     name: Name,
     request: Request,
     store: StoreDep,
     seams: SeamsDep,
-    upload_offset: Annotated[int, Header(ge=0)],
+    upload_offset: Annotated[ByteCount, Header()],
 ) -> Response:
     """The body continues the upload at `Upload-Offset`; the new offset in the answer."""
     receiver = seams.pick(upload_in_memory.SCENARIO)
@@ -93,7 +106,7 @@ async def append_upload(
     return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"Upload-Offset": str(offset)})
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(NO_UPLOAD))
 def delete_upload(name: Name, store: StoreDep) -> Response:
     if not store.delete(name):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload named {name!r}")
