@@ -364,9 +364,9 @@ def dashboard_snapshot_cmd(
     ] = None,
 ) -> None:
     """The overview dashboard over a run's load window, as one PNG; print its path last."""
-    from lab.commands import dashboard
+    from lab import dashboard
 
-    png = dashboard.run(run_dir, prometheus, out)
+    png = dashboard.snapshot(run_dir, prometheus or dashboard.default_prometheus_url(), out)
     err.print(f"dashboard snapshot: {png}")
     print(png)
 

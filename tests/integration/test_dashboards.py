@@ -44,7 +44,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from lab.commands.dashboard import (
+from lab.dashboard import (
     DASHBOARDS_DIR,
     RULES_DIR,
     annotation_queries,

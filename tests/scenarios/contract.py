@@ -8,6 +8,7 @@ environment (LAB_HOME, LAB_PORT_OFFSET of the test services) is the child's own.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -21,6 +22,16 @@ REPO = Path(__file__).resolve().parents[2]
 # closing table (tests/conftest.py): how far each sits from its threshold is
 # what tells a robust proof from one a noisy machine can flip.
 MEASURED: list[dict[str, Any]] = []
+
+
+def last_sample(run_dir: Path, name: str, labels: str = "") -> float:
+    """A series of the app's /metrics at the run's last sample (metrics.csv), 0 if absent."""
+    last = 0.0
+    with (run_dir / "metrics.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            if row["name"] == name and row["labels"] == labels:
+                last = float(row["value"])
+    return last
 
 
 def run_variant(

@@ -11,7 +11,6 @@ query. The only other statement of a run is /readyz's `SELECT 1`, subtracted.
 from __future__ import annotations
 
 import asyncio
-import csv
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,24 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.contract import prove
+from tests.scenarios.contract import last_sample, prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
 
-def _last(run_dir: Path, name: str, labels: str = "") -> float:
-    last = 0.0
-    with (run_dir / "metrics.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            if row["name"] == name and row["labels"] == labels:
-                last = float(row["value"])
-    return last
-
-
 def _computations(run_dir: Path) -> float:
     """Bestseller aggregates the engine executed: all statements but /readyz's."""
-    statements = _last(run_dir, "db_query_duration_seconds_count")
-    ready = _last(run_dir, "http_requests_total", "method=GET|route=/readyz|status=200")
+    statements = last_sample(run_dir, "db_query_duration_seconds_count")
+    ready = last_sample(run_dir, "http_requests_total", "method=GET|route=/readyz|status=200")
     return statements - ready
 
 

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.scenarios.contract import prove
+from tests.scenarios.contract import last_sample, prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
 INVOICE = "/orders/{order_id}/invoice"
 POOL = 20  # pool_size 10 + max_overflow 10 (Settings' defaults)
-
-
-def _last_counter(run_dir: Path, name: str, labels: str) -> float:
-    """A counter of the app's /metrics at the run's last sample (metrics.csv)."""
-    last = 0.0
-    with (run_dir / "metrics.csv").open() as handle:
-        for row in csv.DictReader(handle):
-            if row["name"] == name and row["labels"] == labels:
-                last = float(row["value"])
-    return last
 
 
 def _pool_timeouts_logged(run_dir: Path) -> int:
@@ -48,8 +37,8 @@ def test_pool_exhaustion_connections_return_with_the_yield_dependency(
     # http_requests_total, outside the seam) and logged, once per timeout.
     timeouts_503 = "method=GET|route=" + INVOICE + "|status=503"
     f_dir, x_dir = tmp_path / faulty["run_id"], tmp_path / fixed["run_id"]
-    f_503 = _last_counter(f_dir, "http_requests_total", timeouts_503)
-    x_503 = _last_counter(x_dir, "http_requests_total", timeouts_503)
+    f_503 = last_sample(f_dir, "http_requests_total", timeouts_503)
+    x_503 = last_sample(x_dir, "http_requests_total", timeouts_503)
     assert f_503 > 0, "the faulty run had no pool timeout"
     assert x_503 == 0
     assert _pool_timeouts_logged(f_dir) >= f_503  # a request still waiting at the stop logs too

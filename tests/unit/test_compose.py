@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from lab import topology
-from lab.commands.dashboard import (
+from lab.dashboard import (
     DASHBOARDS_DIR,
     RULES_DIR,
     annotation_queries,
