@@ -1,5 +1,6 @@
 # The lab's front door. `make fault=memory-leak load` is the main job.
 # Variables: fault=SLUG fixed=1 duration=30s users=50 workers=2 profile=none|py-spy|memray shape=constant|step|spike
+#            rate=200 (open model, req/s) load_processes=2 (Locust master + workers)
 
 PYTHON   ?= python3
 VENV     ?= .venv
@@ -16,11 +17,15 @@ workers  ?=
 profile  ?= none
 shape    ?= constant
 workload ?=
+# Empty: the closed model (users wait for each answer); one Locust process.
+rate     ?=
+load_processes ?=
 out      ?= runs
 
 RUN_FLAGS = $(if $(duration),--duration $(duration)) $(if $(users),--users $(users)) \
             $(if $(workers),--workers $(workers)) --profile $(profile) --shape $(shape) --out $(out) \
-            $(if $(workload),--workload $(workload))
+            $(if $(workload),--workload $(workload)) $(if $(rate),--rate $(rate)) \
+            $(if $(load_processes),--load-processes $(load_processes))
 
 .DEFAULT_GOAL := help
 .PHONY: handbook help install services up down status load compare serve scenarios test test-unit lint bench clean require-fault
@@ -33,6 +38,8 @@ help:
 	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream"
 	@echo "make scenarios | handbook | test | lint | bench | clean"
 	@echo "variables (unset: the scenario's own): duration=30s users=50 workers=2 profile=none|py-spy|memray shape=constant|step|spike workload=mixed|..."
+	@echo "  rate=200              open model: 200 req/s on a schedule, latency from each request's intended time (users then cap requests in flight)"
+	@echo "  load_processes=2      Locust as a master and 2 worker processes (at most one per core)"
 
 # The venv is made, and the project installed into it, the first time it is needed.
 $(STAMP): pyproject.toml

@@ -9,7 +9,7 @@ This package's own modules (contract, registry, toggles, symptom) are a leaf:
 they import neither target_app nor reports.
 """
 
-from faults._contract import Deployment, NoParams, Scenario, Toxic, Variant
+from faults._contract import Answer, Deployment, NoParams, Scenario, Toxic, Variant
 from faults._registry import (
     FaultRuntime,
     InvalidParams,
@@ -22,6 +22,7 @@ from faults._toggles import ToggleStore
 from faults.symptom import Symptom, SymptomResult
 
 __all__ = [
+    "Answer",
     "Deployment",
     "FaultRuntime",
     "InvalidParams",

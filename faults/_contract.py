@@ -18,7 +18,16 @@ from pydantic import BaseModel, ConfigDict
 
 from faults.symptom import Symptom, SymptomResult
 
-__all__ = ["Deployment", "NoParams", "Scenario", "Symptom", "SymptomResult", "Toxic", "Variant"]
+__all__ = [
+    "Answer",
+    "Deployment",
+    "NoParams",
+    "Scenario",
+    "Symptom",
+    "SymptomResult",
+    "Toxic",
+    "Variant",
+]
 
 # The catalogue's boundary: a scenario module imports this leaf, the standard
 # library, pydantic and the libraries its variants use at module level, and
@@ -64,6 +73,22 @@ class Toxic:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """A seed question, or one of its follow-ups, answered on the scenario's page.
+
+    `question` is the question as asked (the seed's Q or a follow-up); `answer` is
+    markdown in the page's own words. An answer cites the lab's measurements by
+    name instead of typing numbers in: `{faulty.METRIC}`, `{fixed.METRIC}` and
+    `{ratio.METRIC}` (faulty over fixed), METRIC being a summary.json key. The page
+    fills them in from the latest measured run of the scenario, and says which run
+    that was, when and on what machine (lab/measurements.py).
+    """
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
 class Deployment:
     """How the app is started. A deployment scenario's variants are these, not code:
     the same app, run differently (worker count today; a release switch later)."""
@@ -103,9 +128,12 @@ class Scenario(Generic[Seam, Params]):
     requires: tuple[str, ...] = ()
     workload: str = "shop"  # a module of loadtests/workloads
     # The load that makes the symptom visible in a short run on 2 cores:
-    # {"users": int, "duration": "30s"}; the command line overrides it.
+    # {"users": int, "duration": "30s"}, or {"rate": req/s, ...} for an open-model
+    # load (requests on a schedule); the command line overrides it (--rate 0: closed).
     default_load: Mapping[str, Any] = field(default_factory=dict)
-    diagnosis: str = ""  # markdown: signal, tool, exact command, follow-up answers
+    diagnosis: str = ""  # markdown: signal, tool, exact command
+    # The seed question(s) and each follow-up, answered with the lab's measurements.
+    answers: tuple[Answer, ...] = ()
     # Which profile tells this story: "memory" runs memray with its leaks view.
     profile_hint: Literal["cpu", "memory"] = "cpu"
     # Network conditions the run applies, in both variants (see Toxic).
@@ -141,4 +169,5 @@ class Scenario(Generic[Seam, Params]):
             "symptom": self.symptom.as_dict(),
             "toxics": [t.as_dict() for t in self.toxics],
             "params": self.params.model_json_schema().get("properties", {}),
+            "answers": [{"question": a.question, "answer": a.answer} for a in self.answers],
         }

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from faults._contract import Scenario, Symptom, Toxic
+from faults._contract import Answer, Scenario, Symptom, Toxic
 
 if TYPE_CHECKING:
     from target_app.clients.upstream import UpstreamClient
@@ -78,6 +78,42 @@ SCENARIO: Scenario[AvailabilityFetcher, AvailabilityParams] = Scenario(
         op=">",
         threshold=500.0,
         description="each request waits for hundreds of KB over a thin link",
+    ),
+    answers=(
+        Answer(
+            "Your FastAPI endpoint suddenly becomes slow in production. How will you diagnose it?",
+            """\
+Start from the client's numbers, then split the request's time before touching code.
+Here the p50 went from {fixed.p50_ms} ms to {faulty.p50_ms} ms (p95 {faulty.p95_ms} ms)
+while the app burnt only {faulty.app_cpu_ms_per_request} ms of CPU per request: it waits,
+it does not work. The `Server-Timing` header on every response (`upstream;dur=...`) puts
+the wait in the supplier call, and `upstream_calls_per_request` is
+{faulty.upstream_calls_per_request} in both variants: the app does not call more often,
+each call downloads more than the link carries quickly. Toxiproxy's
+`toxiproxy_proxy_sent_bytes_total{proxy="upstream"}` confirms it in bytes. Reproduce with
+`make fault=bandwidth-limit compare` (needs `make up`).""",
+        ),
+        Answer(
+            "How do you check whether the issue is DB latency or code latency?",
+            """\
+Compare the DB and upstream shares with CPU. `db_time_share` and
+`app_cpu_ms_per_request` are in summary.json and `Server-Timing` splits each response into
+`db`, `upstream` and `app`. Code latency shows CPU per request rising with latency; here
+CPU stays at {faulty.app_cpu_ms_per_request} ms per request while p50 is
+{faulty.p50_ms} ms, and the time is in `upstream`: neither DB nor code, a thin link to a
+dependency. `make fault=bandwidth-limit load profile=py-spy` shows the worker idle in
+socket reads.""",
+        ),
+        Answer(
+            "How do you use async to improve performance here?",
+            """\
+Async does not make bytes arrive faster: each request still waits for its download
+at 256 KB/s. What `async def` with a shared `httpx.AsyncClient` buys is that the worker
+serves other requests while one waits, instead of holding a thread. The fix is to
+download less: ask the supplier for the one SKU (the fixed variant; p50 {fixed.p50_ms} ms,
+{ratio.p50_ms} times less than the whole feed), compress (`Accept-Encoding: gzip`), cache
+reference data, and bound the wait with a deadline (upstream-slow).""",
+        ),
     ),
     diagnosis="""\
 **What you see.** p50 in seconds while CPU is idle; Server-Timing puts the

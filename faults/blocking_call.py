@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 __all__ = [
     "SCENARIO",
@@ -129,6 +129,41 @@ SCENARIO: Scenario[ModelClient, ModelParams] = Scenario(
         # ~100 ms for the model breaks it; an awaited one leaves the loop at a few ms.
         threshold=100.0,
         description="the event loop runs its callbacks over 100 ms late",
+    ),
+    answers=(
+        Answer(
+            "Your FastAPI endpoint suddenly becomes slow in production. How will you diagnose it?",
+            """\
+Look at the event loop first when an async app is slow and its CPU is low. Here
+the loop's lag p99 is {faulty.event_loop_lag_p99_ms} ms in the faulty variant against
+{fixed.event_loop_lag_p99_ms} ms fixed, and the client p95 {faulty.p95_ms} ms against
+{fixed.p95_ms} ms: every request of the worker, `/healthz` included (summary.json `routes`),
+waits behind one route's synchronous `httpx.get` to the model server. `py-spy dump --pid
+<worker>` shows the main thread in a socket read under `httpx.get`, under the `async def`
+route. Reproduce with `make fault=blocking-call compare`, and
+`make fault=blocking-call load profile=py-spy` for the flamegraph.""",
+        ),
+        Answer(
+            "How do you check whether the issue is DB latency or code latency?",
+            """\
+Split the request's time, then look at what the loop does. `Server-Timing` gives
+`db`, `upstream` and `app` per response; the upstream's own histogram
+(`upstream_request_duration_seconds`) stays at the model's ~100 ms while the client's p95
+is {faulty.p95_ms} ms, and the DB share is {faulty.db_time_share}. The missing time is
+neither DB nor the model: it is requests queued behind a blocked loop, which
+`event_loop_lag_p99_ms` ({faulty.event_loop_lag_p99_ms} ms) measures directly. CPU per
+request ({faulty.app_cpu_ms_per_request} ms) rules out code that computes.""",
+        ),
+        Answer(
+            "How do you use async to improve performance here?",
+            """\
+Only an awaitable wait frees the loop. The fix awaits the app's one shared
+`httpx.AsyncClient` (created in the lifespan, a connection pool and a timeout), which brings
+the loop lag to {fixed.event_loop_lag_p99_ms} ms and the throughput from {faulty.rps} to
+{fixed.rps} req/s with the same answer. When a library has no async client, declare the
+route with `def` (FastAPI runs it in its threadpool) or call it through
+`run_in_threadpool`; CPU-heavy work needs a process pool instead (cpu-bound).""",
+        ),
     ),
     diagnosis="""\
 **What you see.** `event_loop_lag_seconds` p99 in the hundreds of ms (report:

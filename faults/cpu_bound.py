@@ -28,13 +28,15 @@ from __future__ import annotations
 import functools
 import threading
 import zlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cachetools
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = [
     "GRID_SIDE",
@@ -78,6 +80,10 @@ def carrier_network() -> nx.Graph:
 
     A grid is the shape of a road network; each lane's cost is fixed by its ends.
     """
+    # Imported here, not at module level: listing the catalogue must not pay for
+    # networkx (a quarter of a second); the app loads the network at start-up.
+    import networkx as nx
+
     grid = nx.grid_2d_graph(GRID_SIDE, GRID_SIDE)
     for u, v, lane in grid.edges(data=True):
         lane["cost"] = 1 + zlib.crc32(repr(sorted((u, v))).encode()) % 40
@@ -106,6 +112,8 @@ def cheapest_route_cost(product_id: int, zone: int) -> int:
     """The work: Dijkstra from the supplier's hub over the whole network (networkx's
     `_dijkstra_multisource` is where the CPU goes), then the zone's farthest delivery
     hub (a zone's price covers every address in it)."""
+    import networkx as nx  # loaded by carrier_network() already: a dict lookup
+
     costs = nx.single_source_dijkstra_path_length(
         carrier_network(), origin_hub(product_id), weight="cost"
     )
@@ -176,6 +184,63 @@ SCENARIO: Scenario[QuoteCalculator, QuoteParams] = Scenario(
         # 5 ms of CPU (routing, validation, JSON); one route search costs ~15-30 ms.
         threshold=5.0,
         description="each request burns milliseconds of CPU computing a known answer",
+    ),
+    answers=(
+        Answer(
+            "Your FastAPI endpoint suddenly becomes slow in production. How will you diagnose it?",
+            """\
+When latency rises with load and the app's CPU is at a core, profile it under load:
+`make fault=cpu-bound load profile=py-spy`. The report quotes py-spy's hottest frames:
+networkx's Dijkstra under `cheapest_route_cost`, under the shipping-quote route. The
+numbers agree: {faulty.app_cpu_ms_per_request} ms of CPU per request (fixed:
+{fixed.app_cpu_ms_per_request} ms), p95 {faulty.p95_ms} ms against {fixed.p95_ms} ms,
+and no time in the DB or upstream. Compare both variants with
+`make fault=cpu-bound compare`.""",
+        ),
+        Answer(
+            "How do you check whether the issue is DB latency or code latency?",
+            """\
+CPU per request and the DB share say it: code latency raises
+`app_cpu_ms_per_request` ({faulty.app_cpu_ms_per_request} ms here, {ratio.app_cpu_ms_per_request}
+times the fixed variant's) with `db_time_share` near zero; DB latency does the opposite
+(db-latency: CPU flat, DB share above 80%). The `Server-Timing` header splits each response
+the same way, and py-spy names the function.""",
+        ),
+        Answer(
+            "How do you use async to improve performance here?",
+            """\
+It does not, for CPU work: an `async def` that computes never yields, and a threadpool
+is serialised by the GIL. Do less work (the fixed variant caches the quote, a pure function
+of product, zone and rate card), or move it off the loop to a process pool sized to the
+cores (`loop.run_in_executor(ProcessPoolExecutor(os.cpu_count()), ...)`) when its inputs do
+not repeat (a password hash with a random salt). Async is for waiting (blocking-call).""",
+        ),
+        Answer(
+            "Your API repeatedly calculates a heavy operation. How do you cache it?",
+            """\
+Cache the result by the inputs that determine it, with a maintained cache: the fix is a
+`cachetools.TTLCache` keyed by (product, zone), so the Dijkstra runs once per input per TTL;
+CPU per request falls from {faulty.app_cpu_ms_per_request} ms to
+{fixed.app_cpu_ms_per_request} ms and throughput goes from {faulty.rps} to {fixed.rps} req/s.
+Bound it (maxsize) so that the cache cannot become memory-leak.""",
+        ),
+        Answer(
+            "Why Redis over in-memory?",
+            """\
+In-memory (cachetools) is right for this one: no network hop, and each worker computing
+a quote once is cheap. Redis wins when workers or instances should share one computation,
+the value must survive a deploy, or memory must be bounded in one place (no-cache measures
+it for an expensive aggregate, with a stampede lock).""",
+        ),
+        Answer(
+            "How long will you cache?",
+            """\
+As long as the answer stays true: here a rate card's validity (the TTL in the
+scenario's parameters), and never longer than you would tolerate serving a stale quote.
+Invalidate on the write that changes the input (a new rate card) when staleness is not
+acceptable, and add jitter to expiries written together so that they do not all expire
+at once.""",
+        ),
     ),
     diagnosis="""\
 **What you see.** App CPU near 100% of a core (report: CPU plot) while the DB

@@ -20,7 +20,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
-from faults._contract import Scenario, Symptom, Toxic
+from faults._contract import Answer, Scenario, Symptom, Toxic
 
 __all__ = [
     "SCENARIO",
@@ -116,6 +116,39 @@ SCENARIO: Scenario[OutagePolicy, DbDownParams] = Scenario(
         op=">",
         threshold=0.2,
         description="requests end in unhandled 500s instead of a deliberate 503",
+    ),
+    answers=(
+        Answer(
+            "FastAPI crashes due to unhandled exception. How do you design global error handling?",
+            """\
+Name the failures you expect, and catch the rest once. In this app
+(target_app/api/errors.py): handlers for `HTTPException`, `RequestValidationError` and the
+database's `OperationalError` (503 with `Retry-After`: this scenario's fix), then one last
+resort inside the request-id middleware that logs the traceback once with the request id
+and answers a bare 500. Every answer uses one envelope
+`{"error": {"status", "message", "details", "request_id"}}` and `X-Request-Id`. With the
+Postgres link cut, unhandled 500s are {faulty.unhandled_error_rate} of responses faulty
+and {fixed.unhandled_error_rate} fixed (the symptom is above 0.2; a fix aims at 0).
+Reproduce with `make fault=db-down compare` (needs `make up`);
+`grep <request id> runs/<run>/app.log` finds the one log line a client quotes.""",
+        ),
+        Answer(
+            "How do you handle 422 errors?",
+            """\
+As data in the same envelope: `details` lists every invalid field (`loc`, `msg`,
+`type`), `message` says the first in words, and the submitted values are left out (they may
+be a password). They are counted (`http_requests_total{status="422"}`), not logged one
+line each, since whoever sends them controls that flood. Bound every input in the schema
+so that bad input is a 422 and never reaches the database as a 500.""",
+        ),
+        Answer(
+            "Should stack trace be returned?",
+            """\
+Never to a client, in any environment it can reach: a traceback names files, queries
+and sometimes secrets, and the client cannot act on it. It goes to the log under the
+request id, which the response carries. `tests/app/test_errors.py` makes routes raise
+with a secret in the exception and checks that no body carries it while the log does.""",
+        ),
     ),
     diagnosis="""\
 **What you see.** Faulty: `http_requests_total{status="500"}` for every DB

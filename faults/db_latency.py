@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, text
 
-from faults._contract import Scenario, Symptom, Toxic
+from faults._contract import Answer, Scenario, Symptom, Toxic
 
 __all__ = ["SCENARIO", "DashboardParams", "DashboardRepository", "FourRoundTrips", "OneRoundTrip"]
 
@@ -136,6 +136,38 @@ SCENARIO: Scenario[DashboardRepository, DashboardParams] = Scenario(
         op=">",
         threshold=500.0,
         description="each request waits several DB round trips of 200 ms",
+    ),
+    answers=(
+        Answer(
+            "Your FastAPI endpoint suddenly becomes slow in production. How will you diagnose it?",
+            """\
+Measure the request's time by component before changing code. With 200 ms on the
+Postgres link, the dashboard's p50 is {faulty.p50_ms} ms faulty and {fixed.p50_ms} ms fixed
+({ratio.p50_ms} times), the DB share of request time {faulty.db_time_share}, and CPU per
+request {faulty.app_cpu_ms_per_request} ms. `Server-Timing` on a single response
+(`curl -si localhost:8000/users/1/dashboard | grep -i server-timing`) says the same, and
+`pg_stat_statements` shows the statements fast on the server: the time is on the wire.
+Reproduce with `make fault=db-latency compare` (needs `make up`).""",
+        ),
+        Answer(
+            "How do you check whether the issue is DB latency or code latency?",
+            """\
+Read `db_time_share` and `app_cpu_ms_per_request` side by side (summary.json, or the
+`db` and `app` entries of `Server-Timing`). DB latency: a high DB share
+({faulty.db_time_share} here) with CPU per request flat; code latency: CPU per request
+rising with latency and the DB share falling. `db_query_duration_seconds` shows every
+statement at the link's 200 ms whatever its plan, so it is round trips, not a slow plan
+(slow-query is that case).""",
+        ),
+        Answer(
+            "How do you use async to improve performance here?",
+            """\
+Async does not shorten a request's sequential awaits: four queries still wait four round
+trips. It lets one worker serve other requests while they wait, and lets independent
+queries run concurrently (`asyncio.gather` on separate connections). The fix ships fewer
+round trips: one statement with subqueries instead of four, which takes p50 from
+{faulty.p50_ms} ms to {fixed.p50_ms} ms with the same CPU.""",
+        ),
     ),
     diagnosis="""\
 **DB latency or code latency?** Read it off the request itself: the

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import Session
 
-from faults._contract import Scenario, Symptom, Variant
+from faults._contract import Answer, Scenario, Symptom, Variant
 
 if TYPE_CHECKING:
     from target_app.etl import Etl, EtlAttempt, FailurePoint
@@ -162,6 +162,42 @@ SCENARIO: Scenario[Etl, EtlParams] = Scenario(
         threshold=100.0,
         description="the app's peak RSS rises with the size of the table the job reads",
     ),
+    answers=(
+        Answer(
+            "API triggers an ETL job. How do you handle large data?",
+            """\
+Never hold the data set: bound memory by a chunk, not by the table. The faulty job reads
+a million products with `.all()` and transforms them into a second list: its peak RSS
+grows by {faulty.peak_rss_growth_mb} MB; the fix streams keyset chunks
+(`WHERE id > :last ORDER BY id LIMIT :n`), transforms each with a generator and writes it
+with its checkpoint: {fixed.peak_rss_growth_mb} MB (requirement: under 100 MB, whatever the
+table's size). Run the job off the request path in production (202, a job id, a worker);
+the lab runs it in the request so that Locust can time it. Reproduce with
+`make fault=etl-in-memory compare`, and `lab run etl-in-memory --profile memray` to see
+`fetchall` and `transform` at the high-water mark.""",
+        ),
+        Answer(
+            "Why use streaming?",
+            """\
+Because memory must not grow with the business. A materialised job's footprint is the
+table's size (here {faulty.peak_rss_growth_mb} MB of peak growth for a million rows), so one
+day the worker is OOM-killed and takes the requests it served with it. Streamed (a
+server-side cursor with `yield_per`, or keyset chunks when the job must resume), the first
+rows are loaded while the rest are read, and the footprint is one chunk
+({fixed.peak_rss_growth_mb} MB).""",
+        ),
+        Answer(
+            "How to handle partial failures?",
+            """\
+Assume the job dies half-way (the lab injects a failure at 50% of the first attempt) and
+make the retry safe: commit each chunk's rows and its checkpoint in one transaction, so the
+retry resumes after the last committed chunk, never lost, never twice; add a unique key and
+`ON CONFLICT DO NOTHING` as the second line; retry with backoff under a row lock of the
+job. Measured from the target table: the faulty retry starts from zero and leaves
+{faulty.etl_duplicate_rows} duplicate rows, the fixed one {fixed.etl_duplicate_rows}
+(rows read {faulty.etl_rows_extracted} against {fixed.etl_rows_extracted}).""",
+        ),
+    ),
     diagnosis="""\
 **What you see.** While a job runs, the app's RSS jumps by about a gigabyte
 and stays near its high-water mark (summary: `peak_rss_growth_mb`, the
@@ -216,11 +252,7 @@ first attempt) and make the retry safe:
    of the same job waits instead of loading the same chunk.
 4. Verify at the end (row count, distinct keys) and record the outcome.
 
-**Measured here** (1,000,000 products, 1 user, 30 s, 2 shared cores): faulty
-peak RSS growth 1,011 MB (peak 1,108 MB), 2,000,000 rows read and 1,500,000
-written per job, 500,000 duplicate rows per job, 18 s per job; fixed 17 MB
-(peak 114 MB), 1,010,000 rows read per job (the retry resumed at product
-500,000; the 10,000 rows of the chunk in flight were read twice, written once),
-1,000,000 written, no duplicates, 9.6 s per job.
+**Measured.** The page's "Measured" block and the answers above carry the
+numbers of the lab's latest run of both variants (`make fault=etl-in-memory compare`).
 """,
 )

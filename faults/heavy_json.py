@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 __all__ = [
     "SCENARIO",
@@ -175,6 +175,40 @@ SCENARIO: Scenario[ExportRenderer, ExportParams] = Scenario(
         threshold=200.0,
         description="app RSS grows by hundreds of MB while exports are served",
     ),
+    answers=(
+        Answer(
+            "JSON response is 50MB.",
+            """\
+Do not build a 50 MB document in memory. The faulty export validates 250,000 rows into
+models and encodes them as one body: RSS grows by {faulty.rss_growth_mb} MB while exports
+are served, and the first byte waits for the last. The fix streams NDJSON with orjson a
+chunk at a time through Starlette's `GZipMiddleware`: {fixed.rss_growth_mb} MB, and p95
+{faulty.p95_ms} ms against {fixed.p95_ms} ms. The step table above measures each change on
+its own (`make bench` part `heavy-json-steps`, or `python -m lab.bench.heavy_json_steps`).
+Reproduce with `make fault=heavy-json compare`.""",
+        ),
+        Answer(
+            "Why use ORJSONResponse?",
+            """\
+For the encoder alone, orjson is faster than the standard library and handles datetimes
+and decimals; but the step table shows where the time goes: validating every row and
+`jsonable_encoder`, not `json.dumps`. Swapping the encoder (step `validated_orjson`) gains
+little; dropping per-row models on trusted data (`orjson`) gains most, and only streaming
+(`ndjson`) bounds memory. FastAPI 0.130+ writes a declared `response_model` with
+Pydantic's core and deprecates `ORJSONResponse`: declare the model, or return orjson bytes
+with `response_model=None` when the data is already trusted.""",
+        ),
+        Answer(
+            "How to compress responses?",
+            """\
+With a maintained middleware, only when the client asks (`Accept-Encoding: gzip`):
+`app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=1)`, or the reverse
+proxy. On a streamed body it compresses and flushes chunk by chunk, so memory stays at one
+chunk; level 1 costs little CPU for most of the saving (step `ndjson_gzip` against
+`ndjson`: the wire and CPU columns). Higher levels (Starlette's default is 9) cost more CPU
+per byte saved: measure before raising it.""",
+        ),
+    ),
     diagnosis="""\
 **What you see.** RSS spikes by several hundred MB per concurrent export
 (report: RSS plot; `rss_growth_mb`), time to first byte equals time to last
@@ -200,8 +234,8 @@ minimum_size=1000, compresslevel=1)` does it for every route) or the reverse
 proxy, when the client sends `Accept-Encoding: gzip`. On a streamed body the
 middleware keeps one gzip stream and compresses and flushes each chunk as it
 comes (in a worker thread for chunks over 128 KiB), so memory stays at one
-chunk and the client decodes as it reads. The 63 MB export goes out as 6.4 MB
-at level 1 (4.8 MB at level 6, for more CPU; Starlette's default is 9).
+chunk and the client decodes as it reads. The page's step table gives the bytes
+on the wire at level 1 (Starlette's default is 9, for more CPU).
 Skip validation on the way out when the data is already trusted
 (`response_model=None` with an explicit response class).
 """,

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 __all__ = ["SCENARIO", "BoundedTTLPageCache", "PageCache", "PageCacheParams", "UnboundedPageCache"]
 
@@ -140,6 +140,41 @@ SCENARIO: Scenario[PageCache, PageCacheParams] = Scenario(
     workload="shop",
     default_load={"users": 50, "duration": "30s"},
     profile_hint="memory",
+    answers=(
+        Answer(
+            (
+                "Your Python API is consuming high memory after multiple requests. What steps will "
+                "you take to find and fix the memory leak?"
+            ),
+            """\
+First prove it is a leak and not a high-water mark: RSS must keep growing with the
+request count after warm-up. The faulty page cache grows RSS by
+{faulty.rss_slope_mb_per_10k_requests} MB per 10,000 requests; the bounded one by
+{fixed.rss_slope_mb_per_10k_requests} (requirement: under 10). Then name the allocation
+site under load: `make fault=memory-leak load profile=memray` runs the app under
+`memray run` with `PYTHONMALLOC=malloc`, and the report's leaks table points at the pages
+`UnboundedPageCache.put` keeps. Fix by bounding and expiring the cache (the fixed variant:
+a TTL/LRU cache), and check the slope again with `make fault=memory-leak compare`.""",
+        ),
+        Answer(
+            "Which profiling tools will you use in Python?",
+            """\
+memray for allocations under load (Python and native, a leaks view, flamegraphs);
+`tracemalloc` (stdlib) snapshots diffed a few minutes apart in production; objgraph or
+`gc.get_referrers` to find who holds an object; and RSS against the request count
+(`/metrics`, psutil) to prove the slope before and after. py-spy shows where time goes, not
+memory.""",
+        ),
+        Answer(
+            "What patterns in FastAPI code can cause leaks?",
+            """\
+Module-level dicts or lists used as caches or registries (this scenario: pages keyed
+per session, never evicted); `functools.lru_cache(maxsize=None)` on arguments from the
+request; appending to `app.state`; WebSocket sets that never drop closed sockets;
+background tasks or closures keeping the `Request` alive; an engine or HTTP client created
+per request and never closed.""",
+        ),
+    ),
     diagnosis="""\
 **What you see.** RSS climbs in a straight line against the request count
 (report: *RSS vs requests*), `cache_entries{cache="product_page"}` grows without

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 if TYPE_CHECKING:
     from target_app.models import Order
@@ -95,6 +95,59 @@ SCENARIO: Scenario[FeedLoader, FeedParams] = Scenario(
         op=">=",
         threshold=50.0,
         description="dozens of SQL statements per request",
+    ),
+    answers=(
+        Answer(
+            "A DB query takes 10 seconds. How will you optimize it from API side?",
+            """\
+Count the statements before tuning one: a request that takes seconds is often dozens
+of fast queries. The order feed runs {faulty.db_queries_per_request} statements per request
+(one per order for its items, per item for its product); eager loading makes it
+{fixed.db_queries_per_request}, and p95 goes from {faulty.p95_ms} ms to {fixed.p95_ms} ms.
+`pg_stat_statements` shows the per-order query with calls = 20 x requests, and
+`Server-Timing` says `db;desc="N queries"`. Then `EXPLAIN (ANALYZE, BUFFERS)` the statements
+that remain (slow-query). Reproduce with `make fault=n-plus-one compare`.""",
+        ),
+        Answer(
+            "How do you cache queries?",
+            """\
+Only once the query count is right: cache the rendered feed (the result the endpoint
+serves) in Redis with a TTL when it is read far more than written, keyed by its inputs
+(no-cache measures it). Caching an N+1 hides it until the cache is cold.""",
+        ),
+        Answer(
+            "When to denormalize?",
+            """\
+When the same aggregate is read constantly and written rarely, and a join cannot serve
+it fast enough: an `items_count` column kept by the write path, or a materialised view
+refreshed on a schedule. Each costs a second place to keep right; measure the read first
+(here {fixed.db_queries_per_request} statements per request needed no denormalisation).""",
+        ),
+        Answer(
+            "ORM query is slow.",
+            """\
+An ORM makes lazy loading invisible: touching `order.items` in a loop is one query per
+order. Here that is {faulty.db_queries_per_request} statements per request and a DB share
+of {faulty.db_time_share}. Load what the response needs in the query (`selectinload` for
+collections, `joinedload` for many-to-one) and set `lazy="raise"` so that a forgotten
+eager load fails in tests.""",
+        ),
+        Answer(
+            "Why raw SQL may be faster?",
+            """\
+Raw SQL is one statement shaped for the answer: no per-row identity map, no entity
+objects, aggregates in the database. The ORM with eager loading already gets the count to
+{fixed.db_queries_per_request} here; orm-overhead measures the remaining CPU cost of
+entities against a SQL aggregate.""",
+        ),
+        Answer(
+            "How to keep ORM + raw hybrid?",
+            """\
+Keep the ORM for writes and entity logic, and use SQLAlchemy Core (`select()` of
+columns, `func.count`) or `text()` with bound parameters for the hot reads, on the same
+session and transaction. Map the rows into Pydantic models at the edge, so routes do not
+care which path produced them.""",
+        ),
     ),
     diagnosis="""\
 **What you see.** `db_queries_per_request` (histogram; summary.json) at ~90

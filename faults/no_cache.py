@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 __all__ = [
     "SCENARIO",
@@ -159,6 +159,58 @@ SCENARIO: Scenario[BestsellerCache, BestsellerParams] = Scenario(
         op=">",
         threshold=5.0,
         description="every request pays for the same computation again",
+    ),
+    answers=(
+        Answer(
+            "Your API repeatedly calculates a heavy operation. How do you cache it?",
+            """\
+Cache the result the endpoint serves, keyed by its inputs, in Redis with a TTL, and let
+one request recompute an expired key under a lock (redis-py's `Lock`) while the others
+wait briefly. The bestseller ranking costs {faulty.app_cpu_ms_per_request} ms of CPU per
+request recomputed; cached, {fixed.app_cpu_ms_per_request} ms, and p95 goes from
+{faulty.p95_ms} ms to {fixed.p95_ms} ms under the scenario's load. The computations are counted from
+the database's side (the aggregate statements the engine ran), not by the cache.
+Reproduce with `make fault=no-cache compare` (needs `make up`).""",
+        ),
+        Answer(
+            "Why Redis over in-memory?",
+            """\
+One computation per TTL for every worker and instance instead of one per process, a
+value that survives a deploy, memory bounded in one place (`maxmemory`), and a lock every
+worker can see, which is what stops a stampede. In-memory is fine for cheap values per
+process (cpu-bound's quotes).""",
+        ),
+        Answer(
+            "How long will you cache?",
+            """\
+As long as readers tolerate a stale ranking (here 10 s, a parameter of the scenario),
+shorter when a write must show at once (then invalidate on that write), and with jitter on
+expiries written together. Measure the hit ratio after choosing it:
+`cache_requests_total{cache="bestsellers"}` by result.""",
+        ),
+        Answer(
+            "A DB query takes 10 seconds. How will you optimize it from API side?",
+            """\
+From the API side: do not run it per request. Cache its result (this scenario: once per
+TTL window however many clients ask), make it cheaper (an index, fewer round trips:
+slow-query, n-plus-one), or precompute it off the request path. Here caching takes p95 from
+{faulty.p95_ms} ms to {fixed.p95_ms} ms.""",
+        ),
+        Answer(
+            "How do you cache queries?",
+            """\
+By the endpoint's result and inputs, with a TTL matched to staleness, and a lock so that
+one request recomputes an expired key (the fixed variant). Cache the serialised answer, not
+ORM objects, and invalidate on the writes that change it when staleness is not acceptable.""",
+        ),
+        Answer(
+            "When to denormalize?",
+            """\
+When the same aggregate is read far more often than the data changes and even a cached
+recomputation per TTL is too costly: keep it in a column or a materialised view updated by
+the write path or a schedule. A cache is simpler to drop; denormalised data must be kept
+right on every write.""",
+        ),
     ),
     diagnosis="""\
 **What you see.** CPU per request high and flat, p95 climbing with users, and

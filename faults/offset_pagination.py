@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 if TYPE_CHECKING:
     from target_app.cursors import Cursors
@@ -133,4 +133,70 @@ straight to the key instead of counting past every earlier row.
 positions) and total counts only if cheap (estimates from `pg_class` for a
 million rows); sort keys must be unique (add the id as a tie-breaker).
 """,
+    answers=(
+        Answer(
+            question="You need to show 10 lakhs records. How will you design pagination?",
+            answer="""\
+Nobody reads a million rows at once: serve pages, and make a page cost the same
+whatever its depth. That means a keyset cursor on a unique sort key, not
+`OFFSET`. The fixed variant (`KeysetPages`) asks for
+`WHERE id > :after ORDER BY id LIMIT :size` and answers `next_cursor`, an opaque
+token signed with HMAC (target_app/cursors.py), so a client can neither forge nor
+tamper with a position. Page size is bounded (`size` at most 500), and the page
+has no exact total: `count(*)` over a million rows is a scan of its own, so use
+`pg_class.reltuples` as an estimate if the UI needs one.
+
+The lab holds the 1,000,000 products. `make fault=offset-pagination compare`
+runs one user who reads page 1 and page 49,000 in turn. The report's per-route
+table sets the deep page's p50 against the first page's. The symptom needs the
+deep page at 20x the first page or more; the proof needs the fixed variant
+within 2x. Over both routes, p95 is {faulty.p95_ms} ms with OFFSET and
+{fixed.p95_ms} ms with the cursor ({ratio.p95_ms}x).
+""",
+        ),
+        Answer(
+            question="Offset vs cursor pagination?",
+            answer="""\
+- **OFFSET** is simple and can jump to page N or show "page 7 of 50,000". Its
+  cost grows with N, though: the database makes and throws away every row before
+  the page. Pages also shift when rows are inserted or deleted in between, so
+  readers see duplicates and gaps.
+- **A cursor** (keyset, or seek) costs the same at any depth and stays stable
+  under inserts. What it cannot do is jump to an arbitrary page number. The lab
+  covers "continue where I left" with a bookmark instead
+  (`GET /products/pages/bookmark?after_id=`).
+- **Sorting by something other than the id:** the key must still be unique. Add
+  the id as a tie-breaker, put both columns in the cursor and compare them as a
+  row, `(created_at, id) > (:c, :id)`, with a composite index on them.
+- **Which to use:** OFFSET is fine for short admin lists. Use a cursor for feeds,
+  infinite scroll, exports and API clients that walk everything.
+
+The lab shows the difference as cost per depth. In the faulty run the database
+does nearly all the work: `db_time_share` is {faulty.db_time_share}, against
+{fixed.db_time_share} in the fixed run.
+""",
+        ),
+        Answer(
+            question="Why cursor is faster?",
+            answer="""\
+A B-tree can seek to a key, but it cannot count. `id > :after` walks down the
+primary-key index in a few page reads and then reads `size` entries. `OFFSET k`
+has no way to skip ahead: the index stores no positions, so PostgreSQL reads k
+entries (and their heap rows) one by one and drops them. To see it:
+
+    psql -h 127.0.0.1 -p 15432 -U lab shop -c "EXPLAIN (ANALYZE, BUFFERS)
+      SELECT * FROM products ORDER BY id OFFSET 980000 LIMIT 20"
+
+The plan shows `Limit -> Index Scan using products_pkey` with *actual rows*
+980,020 on the inner node, and thousands of buffers. The same query with
+`WHERE id > 980000` reads 20 rows from a handful of buffers.
+
+The time is spent in PostgreSQL, not in Python, so
+`make fault=offset-pagination profile=py-spy load` shows the worker waiting in
+psycopg. In Grafana, "Lab database", the panel "DB time share of request time"
+is near 1. Over both routes, the client p99 is {faulty.p99_ms} ms with OFFSET
+and {fixed.p99_ms} ms with the cursor: with OFFSET the deep pages make up the tail.
+""",
+        ),
+    ),
 )

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 __all__ = ["SCENARIO", "AggregateInPython", "AggregateInSql", "SalesParams", "SalesRepository"]
 
@@ -131,4 +131,76 @@ you will change, SQL for reports.
 reads/writes of entities, `select(...).group_by(...)` (Core) or `text()` for
 reporting queries, both on the same `Session` and transaction (as here).
 """,
+    answers=(
+        Answer(
+            question="ORM query is slow.",
+            answer="""\
+Start by finding out where the time goes: in the database, or in what the ORM
+does with the rows. `make fault=orm-overhead compare` runs the sales report
+both ways. The faulty variant loads every order item of the newest 2,000 orders
+as an ORM object and sums in Python. The fixed variant sends one `GROUP BY`.
+
+- App CPU per request: {faulty.app_cpu_ms_per_request} ms against
+  {fixed.app_cpu_ms_per_request} ms ({ratio.app_cpu_ms_per_request}x).
+- p95: {faulty.p95_ms} ms against {fixed.p95_ms} ms.
+- Queries per request stay at {faulty.db_queries_per_request}, and
+  `db_time_share` is only {faulty.db_time_share}.
+
+So the query is not slow: building objects is. `make fault=orm-overhead
+profile=py-spy load` confirms it. SQLAlchemy's loading (`instances`,
+`_instance`, attribute setters) and `AggregateInPython.sales` are at the top of
+the flame graph.
+
+If the share of time in the DB were high instead, the statement itself would be
+the problem (see slow-query), or the number of statements (see n-plus-one).
+""",
+        ),
+        Answer(
+            question="Why raw SQL may be faster?",
+            answer="""\
+What changes is the *shape* of the query, not the syntax. Per row, the ORM
+pays for:
+
+- an identity-map lookup and an `InstanceState`;
+- instrumented attribute sets;
+- relationship wiring (`joinedload` repeats each product on every item, and the
+  ORM removes the duplicates in Python);
+- `Decimal` arithmetic in a Python loop.
+
+On top of that, every item row crosses the wire. An aggregate does the sum in
+PostgreSQL's C code next to the data and returns one row per category: no
+objects, almost no bytes.
+
+The fixed variant (`AggregateInSql`) is still SQLAlchemy. It is a Core
+`select(...).group_by(...)`, not a `text()` string, and a hand-written string
+for the same statement would be no faster. The saving is the whole
+{ratio.app_cpu_ms_per_request}x drop in CPU per request.
+
+Before dropping the ORM, try the cheaper steps: select columns rather than
+entities, since `Row` tuples skip the identity map, and stream big reads with
+`yield_per`. Move to SQL when the result is a report and not something you will
+change.
+""",
+        ),
+        Answer(
+            question="How to keep ORM + raw hybrid?",
+            answer="""\
+Keep both in the repository, behind one interface (here the `SalesRepository`
+seam):
+
+- **Entities:** the ORM does reads and writes of things you will change. Unit of
+  work, relationships and validation are worth their cost there.
+- **Reports and bulk reads:** Core `select()` or `text()` with bound parameters
+  (never f-strings: see sql-injection), returning rows mapped to plain dicts or
+  Pydantic models, as `_report` does here.
+- **Same `Session`:** both run through `session.execute(...)`, so they share one
+  connection and one transaction. A report can see the entity changes of the
+  same request, and everything commits or rolls back together.
+- **One answer:** test that both paths give the same result. This scenario's two
+  variants return the same report (tests/app/test_seams_agree.py checks it).
+
+Routes never build SQL. They call the repository.
+""",
+        ),
+    ),
 )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 if TYPE_CHECKING:
     from target_app.db import Database
@@ -152,4 +152,150 @@ event loop); set `pool_timeout` short so exhaustion fails fast and visibly
 engine per database, created once. `idle_in_transaction_session_timeout` on
 the server is the safety net for the leak that gets through.
 """,
+    answers=(
+        Answer(
+            question="Your application needs 2 different DB connections. How to manage?",
+            answer="""\
+Give each database one `Engine`, which means one pool. Create both once at
+startup (the lifespan), keep them on `app.state`, and dispose of them at
+shutdown. Each gets its own `sessionmaker` and its own dependency
+(`OrdersSession`, `AnalyticsSession`), so a route declares which database it
+uses. Never open an engine per request: that is a new pool and a new TCP and
+auth handshake every time.
+
+Do not spread one business transaction over both databases. There is no
+atomic commit across them without two-phase commit. Write to one and carry the
+change over with an outbox.
+
+This lab's app has one database, so what this scenario measures is the pool
+itself. The leak here sits in one pool: the faulty registry is even kept per
+`Database` object. After the load, the faulty run still has
+{faulty.db_pool_checked_out_end} connections checked out, against
+{fixed.db_pool_checked_out_end} for the fixed one. A leak behind one of two
+engines would drain that database's pool and leave the other's untouched. The
+lab does not run two databases. The multi-db pattern (issue "Identity and
+correctness") will measure that.
+""",
+        ),
+        Answer(
+            question="How to handle connection pooling?",
+            answer="""\
+Size the pool for the concurrency that needs the database at once, and make
+sure that concurrency cannot exceed it.
+
+- **The settings:** here `pool_size` 10 plus `max_overflow` 10, so 20
+  connections, and a `pool_timeout` of 5 s.
+- **Bound the concurrency:** the app's fixed path makes each request wait for
+  one of 20 slots (`Database.slots`, an `asyncio.Semaphore`) on the event loop
+  before it takes a connection. Threadpool threads therefore never queue inside
+  `QueuePool`.
+- **Fail fast:** keep `pool_timeout` short so exhaustion shows up as a clean
+  503 with `Retry-After` rather than a hang.
+- **The server's limit:** keep workers x (pool_size + max_overflow) under
+  PostgreSQL's `max_connections`, or put PgBouncer in transaction mode in front
+  of it.
+- **Dropped connections:** `pool_pre_ping` or `pool_recycle` handle connections
+  a firewall or failover dropped.
+
+`make fault=pool-exhaustion compare` shows what an unreturned connection does.
+The error rate is {faulty.error_rate} for the faulty run against
+{fixed.error_rate} for the fixed one. Those errors are 503s after the 5 s
+`pool_timeout`: p95 is {faulty.p95_ms} ms against {fixed.p95_ms} ms, and
+app.log has one `db pool timeout` line for each. In Grafana, "Lab database",
+the panels "DB pool connections checked out" and "DB pool saturation" show the
+faulty pool pinned at its limit. It stays there after the load stops
+(`db_pool_checked_out_end`: {faulty.db_pool_checked_out_end} against
+{fixed.db_pool_checked_out_end}).
+""",
+        ),
+        Answer(
+            question="How to switch DB based on tenant?",
+            answer="""\
+This scenario does not measure it: the app has one tenant and one database.
+How it is done:
+
+1. **Find the tenant.** A request-scoped dependency takes it from the
+   authenticated identity, never from a header or parameter the client can set
+   freely.
+2. **Pick the storage.**
+   - Schema per tenant: one engine, and
+     `execution_options(schema_translate_map=...)` on the session's
+     connection.
+   - Database per tenant: one engine per tenant, created lazily and kept in a
+     bounded LRU. Each gets a small pool, because N tenants x pool size is the
+     real connection count. Dispose of an engine when it leaves the cache.
+3. **Keep it in the request.** The tenant must never sit in a module global or
+   in a context that outlives the request.
+
+The tenant-leak and multi-db scenarios (issue "Identity and correctness") will
+prove the isolation with two tenants under concurrent load.
+""",
+        ),
+        Answer(
+            question="How do you share DB session across routes?",
+            answer="""\
+Share the *way to get* a session, not a session. Declare one dependency, e.g.
+`DbSession = Annotated[Session, Depends(get_session)]`, and let every route
+take it. Within one request FastAPI caches a dependency's result, so the route
+and its sub-dependencies (repositories, services) all get the same session.
+Across requests, nobody shares one.
+
+The faulty variant shows the usual way this goes wrong. It keeps a
+`scoped_session` registry, the Flask-SQLAlchemy pattern ported without its
+teardown: nobody calls `remove()`. Each request's session keeps its
+transaction and its pooled connection (`idle in transaction` in
+`pg_stat_activity`) until the pool is empty. After the load,
+{faulty.db_pool_checked_out_end} connections are still checked out, against
+{fixed.db_pool_checked_out_end}. The fixed variant, `RequestScopedSessions`,
+uses the app's own dependency, `Database.request_session()` in
+target_app/db.py.
+""",
+        ),
+        Answer(
+            question="Why use Depends()?",
+            answer="""\
+- **Lifetime:** a `yield` dependency ties the resource to the request. It opens
+  before the route runs, and its exit runs after the route, on success and on
+  exceptions alike.
+- **One place:** the code that opens and closes sessions lives in one
+  function, not in a try/finally in every route.
+- **Testable:** `app.dependency_overrides[get_session]` points every route at a
+  test database.
+- **Typed and composable:** a repository dependency can depend on the session,
+  and mypy checks what each route receives.
+- **Cached per request:** one session per request, whoever asks for it.
+
+The lab measures the payoff as "connections come back". With the fixed
+dependency, the pool ends the run at {fixed.db_pool_checked_out_end} checked
+out and the route answers no 503. Without it, the faulty run ends at
+{faulty.db_pool_checked_out_end} and its error rate is {faulty.error_rate}.
+""",
+        ),
+        Answer(
+            question="How to close session safely?",
+            answer="""\
+Close it in `finally`, or use `with SessionLocal() as session: yield session`.
+Commit explicitly where the work succeeds. `close()` rolls back whatever was
+not committed and gives the connection back.
+
+This app's dependency does three more things, each against a failure the lab
+hit (see the docstrings of target_app/api/deps.py and db.py):
+
+- It is `async`. It waits for a connection slot on the event loop, holding no
+  thread.
+- It closes the session under `anyio.CancelScope(shield=True)`, so a client
+  that disconnects cannot cancel the close.
+- It runs the close (a ROLLBACK round trip) on the database's own
+  `CapacityLimiter`, never on the request threadpool. A sync `yield`
+  dependency can deadlock there under a burst: endpoints hold every thread
+  while waiting for connections, and the requests that hold the connections
+  wait for a thread to close them.
+
+As a safety net for the leak that slips through, set PostgreSQL's
+`idle_in_transaction_session_timeout`. To check that the leak is gone, watch
+`pg_stat_activity`: no `idle in transaction` sessions once the load is over,
+and `db_pool_checked_out_end` {fixed.db_pool_checked_out_end} in the fixed run.
+""",
+        ),
+    ),
 )

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from faults._contract import Scenario, Symptom, Toxic
+from faults._contract import Answer, Scenario, Symptom, Toxic
 
 __all__ = ["SCENARIO", "BoundedCache", "CacheParams", "StatsCache", "TrustingCache"]
 
@@ -157,4 +157,81 @@ once; invalidate on writes where staleness is not acceptable.
 (`socket_timeout` / `asyncio.timeout`), fall back to the source on any cache
 error, and stop asking a sick cache for a few seconds (a tiny circuit breaker).
 """,
+    answers=(
+        Answer(
+            question="Your API repeatedly calculates a heavy operation. How do you cache it?",
+            answer="""\
+Use cache-aside in Redis. Build the key from the inputs, and on a miss compute
+the value, store it with a TTL and return it. Add a lock so that a miss is
+computed once, not by every waiting request (no-cache shows the gain and the
+stampede).
+
+This scenario adds the part that is easy to forget: the cache is a network
+dependency, and it must never be slower than the source. `make
+fault=redis-timeout compare` puts 2 s of latency on the Redis link in both
+variants.
+
+- **Faulty (`TrustingCache`):** it awaits every `GET`, so every hit waits for
+  the link. p50 is {faulty.p50_ms} ms, and throughput is {faulty.rps} req/s
+  against {fixed.rps}.
+- **Fixed (`BoundedCache`):** each Redis call gets a 50 ms budget
+  (`asyncio.timeout`). On a timeout or error it computes from the source and
+  skips Redis for `bypass_seconds`. p50 is {fixed.p50_ms} ms and p99
+  {fixed.p99_ms} ms. Error rates: {faulty.error_rate} faulty,
+  {fixed.error_rate} fixed. Both answer; only one is fast.
+
+How to spot it: CPU and the database are idle
+(`app_cpu_cores` {faulty.app_cpu_cores}), and Server-Timing puts the time in
+`app`, not in `db` or `upstream`, because the app does not time its Redis calls
+separately. In Grafana, "Lab memory", the panel "Cache look-ups by result" keeps
+showing *hits*: the cache works, it is just slow. `py-spy dump` shows the loop
+idle, with requests awaiting `redis.asyncio` reads.
+""",
+        ),
+        Answer(
+            question="Why Redis over in-memory?",
+            answer="""\
+- **One copy:** with N workers and M instances, an in-process cache computes
+  each value N x M times per TTL and holds N x M copies, one per worker's RSS.
+  Redis computes it once and holds one copy.
+- **Survives restarts:** the cache outlives deploys and worker restarts (gunicorn
+  `--max-requests`).
+- **Bounded outside the app:** `maxmemory` with an eviction policy caps it,
+  where an unbounded dict in the app is the memory-leak scenario.
+- **Correct invalidation:** deleting a key invalidates it for every worker at
+  once.
+
+The price is a network hop on every look-up, and a new way to fail. That
+failure is what this scenario measures: a slow Redis made the faulty p50
+{faulty.p50_ms} ms. An in-process `cachetools.TTLCache` is still the right tool
+for small, per-process data (parsed config, feature flags), or as a tiny L1 in
+front of Redis.
+
+The lab does not race in-memory against Redis head to head. single-worker shows
+what a per-process copy costs.
+""",
+        ),
+        Answer(
+            question="How long will you cache?",
+            answer="""\
+As long as readers may see stale data. The cost of the computation does not
+set the TTL. Here `ttl_seconds` is 30 for catalogue statistics.
+
+- **Jitter:** add a few seconds of random jitter when many keys are written
+  together, so they do not expire together.
+- **Strict freshness:** where staleness is not acceptable (prices, stock),
+  delete or overwrite the key in the same code path that commits the change.
+- **Expensive values:** serve the stale value while one request recomputes
+  it (stale-while-revalidate, under the lock).
+- **The cache's own failure:** the fixed variant adds a second duration,
+  `bypass_seconds` (5): how long to stop asking a Redis that just failed.
+  Longer spares a sick Redis and the requests. Shorter notices recovery
+  sooner.
+
+The lab does not measure TTLs against each other. You can try one with
+`lab run redis-timeout --param ttl_seconds=N`. With this toxic the TTL does not
+change the faulty result, because every hit still waits the 2 s.
+""",
+        ),
+    ),
 )

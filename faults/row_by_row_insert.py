@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import create_engine, delete, insert
 from sqlalchemy.orm import Session
 
-from faults._contract import Scenario, Symptom, Variant
+from faults._contract import Answer, Scenario, Symptom, Variant
 
 __all__ = ["SCENARIO", "BatchedCopy", "CommitPerRow", "ProductImporter"]
 
@@ -170,12 +170,19 @@ SCENARIO: Scenario[ProductImporter, ImportParams] = Scenario(
     requires=("postgres",),
     workload="imports",
     prepare=prepare,
-    default_load={"users": 2, "duration": "30s"},
+    default_load={"users": 1, "duration": "30s"},  # one client: the requirement's
+    # The importer's requirement: the supplier's 50,000-row feed imported by one
+    # client within a minute (833 rows/s), the wait of someone who pressed
+    # "import". In the workload's 5,000-row batches (LAB_IMPORT_BATCH) that is
+    # a batch answered every 6 s: Locust's requests per second (the workload's
+    # only request), the client's count, not the seams' row counter; a run in
+    # which no batch is answered is 0/s. The contract test also counts the
+    # rows in PostgreSQL per second of load against the same 833 rows/s.
     symptom=Symptom(
-        metric="work_items_per_second",
+        metric="rps",
         op="<",
-        threshold=5_000.0,
-        description="rows imported per second, one commit at a time",
+        threshold=1 / 6,
+        description="one client imports fewer than 50,000 rows a minute (5,000-row batches)",
     ),
     diagnosis="""\
 **What you see.** `work_items_total{kind="import_rows"}` grows at hundreds of
@@ -201,4 +208,85 @@ COPY-filled staging table), so an import racing another cannot turn it into a
 chunk and record the last committed chunk so a retry resumes instead of
 duplicating.
 """,
+    answers=(
+        Answer(
+            question="You need to insert 50k rows.",
+            answer="""\
+Validate every row first, then load the good ones in one statement stream in
+one transaction. The fixed variant (`BatchedCopy`) does this with `COPY` into
+a temporary staging table, then one
+`INSERT ... SELECT ... ON CONFLICT (sku) DO NOTHING RETURNING sku`. What the
+faulty variant does is what ORM-first code often does: `INSERT` and `COMMIT`
+per row.
+
+`make fault=row-by-row-insert compare` posts batches of 5,000 rows, 3 of them
+bad, and a fresh table for each variant. The requirement, which the symptom
+states, is a 5,000-row batch in under 1 s.
+
+- **Rows per second:** {faulty.work_items_per_second} faulty against
+  {fixed.work_items_per_second} fixed ({ratio.work_items_per_second}x).
+- **Time per batch:** p50 {faulty.p50_ms} ms against {fixed.p50_ms} ms
+  ({ratio.p50_ms}x), p95 {faulty.p95_ms} ms against {fixed.p95_ms} ms.
+- **Statements per request:** the faulty app sends
+  {faulty.db_queries_per_request}, one per row. The fixed variant's `COPY`
+  goes through the driver's raw cursor, which this counter does not see.
+
+The proof does not trust the app's row counter. It counts the rows in
+PostgreSQL after each run and requires the fix to store at least 20x as many.
+`test_one_50k_row_import_per_variant` does one real 50,000-row import with each
+variant, checks that all 50,000 rows are in the table, and prints the times.
+Those times are not in summary.json, so this page cannot show them.
+""",
+        ),
+        Answer(
+            question="Why use batch insert?",
+            answer="""\
+A row inserted on its own pays for everything a batch pays once for:
+
+- a client-server round trip;
+- parsing and planning its statement;
+- at `COMMIT`, a WAL flush to disk, which `synchronous_commit` makes the commit
+  wait for.
+
+In one transaction those happen once. `COPY` also skips the per-statement work
+and uses PostgreSQL's bulk-load path.
+
+Choose by size. For hundreds of rows, a multi-row `INSERT` is enough
+(SQLAlchemy's `insertmanyvalues` batches `session.execute(insert(T), rows)`).
+For tens of thousands and up, use `COPY`, psycopg 3's `cursor.copy()`, as here.
+Very large imports should go in chunks of about 10k to 50k rows, committed one
+at a time, so that no single transaction holds locks and WAL for minutes.
+
+To see the faulty pattern: `pg_stat_statements` counts one `INSERT` call per
+row, and in Grafana, "Lab database", the panel "Postgres transactions per
+second" (it needs docker compose's postgres-exporter) shows a commit per row.
+Batching and `COPY` together raise the rows imported per second
+{ratio.work_items_per_second}x here.
+""",
+        ),
+        Answer(
+            question="How to handle partial success?",
+            answer="""\
+Decide the contract, and tell the client exactly which rows failed.
+
+- **Faulty:** it commits row after row and raises at the first bad row with a
+  422. The rows before it are in, the rows after it were never tried, and the
+  client cannot tell which is which. A resend duplicates the first part or
+  fails on it. Error rate: {faulty.error_rate}. Every batch fails, yet most of
+  each batch is in the table.
+- **Fixed, keep the good rows:** `check_batch` validates every row first
+  (types, ranges that `NUMERIC(10,2)` and `INTEGER` can hold, each SKU once per
+  batch). The good rows load in one transaction, where `ON CONFLICT ... DO
+  NOTHING RETURNING sku` catches SKUs that are already taken, including by an
+  import racing this one. The answer is 201 with the inserted count and a
+  `rejected` list of index, SKU and reason. Error rate: {fixed.error_rate}.
+  Rows reported back as rejected: {fixed.work_items_rejected}, 3 per batch.
+- **The other valid contract, all or nothing:** one transaction, and a 422
+  listing every bad row.
+- **Very large imports:** commit per chunk, and record the last committed chunk
+  under an idempotency key so that a retry resumes where it stopped
+  (etl-in-memory measures the checkpoint).
+""",
+        ),
+    ),
 )

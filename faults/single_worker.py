@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from faults._contract import Deployment, Scenario, Symptom
+from faults._contract import Answer, Deployment, Scenario, Symptom
 
 __all__ = ["SCENARIO", "OneWorkerPerCore", "SingleUvicornProcess", "WorkerParams"]
 
@@ -55,12 +55,16 @@ SCENARIO: Scenario[Deployment, WorkerParams] = Scenario(
     workload="cpu_mix",
     default_load={"users": 32, "duration": "30s"},
     symptom=Symptom(
-        metric="app_cpu_cores",
+        metric="app_cpu_share_of_free",
         op="<",
-        # One Python process tops out near 1.0 (a little more where C code drops
-        # the GIL); a worker per core on 2 cores reaches ~1.5 beside Locust.
-        threshold=1.2,
-        description="saturated by a closed-loop load, the app still keeps at most one core busy",
+        # The requirement "the app uses the cores it has": saturated by load
+        # (32 users of a CPU-heavy mix, no wait), it keeps at least 80% of the CPU
+        # the box leaves it (cores minus the load generator's CPU) busy. 80%, not
+        # 100%: a saturated app still waits on its sockets and the kernel. One
+        # Python process cannot pass one core: 1 of the ~1.5 cores a 2-core box
+        # leaves beside Locust is ~67%, and less on a bigger box.
+        threshold=0.8,
+        description="saturated by load, the app keeps one core busy of the several it could use",
     ),
     diagnosis="""\
 **What you see.** Throughput flat at one core's worth however many users
@@ -99,4 +103,144 @@ req/s and p99 next to the single worker's.
 rate-limit counters and schedulers exist once per worker: move them to Redis
 (see no-cache; the multi-worker scenarios to come).
 """,
+    answers=(
+        Answer(
+            question="API gets 1k requests per second. How would you scale FastAPI to handle this?",
+            answer="""\
+Work from CPU per request to cores. The cores you need are req/s x CPU seconds
+per request, with headroom on top, so measure the CPU first. On this CPU-heavy
+mix the app spends {faulty.app_cpu_ms_per_request} ms of CPU per request, and
+1,000 req/s needs 1,000 times that much CPU each second.
+
+One uvicorn process can use only one core.
+`make fault=single-worker compare` shows it:
+
+| | one uvicorn process | gunicorn, a worker per core |
+|---|---|---|
+| cores kept busy | {faulty.app_cpu_cores} | {fixed.app_cpu_cores} |
+| share of its free CPU used | {faulty.app_cpu_share_of_free} | {fixed.app_cpu_share_of_free} |
+| throughput (req/s) | {faulty.rps} | {fixed.rps} ({ratio.rps}x) |
+| p95 (ms) | {faulty.p95_ms} | {fixed.p95_ms} |
+
+The fix adds processes up to the cores the box has. Past one machine, add
+instances behind a load balancer. That only works if the workers are
+stateless: sessions, caches and rate limits live in Redis or PostgreSQL. Size
+each worker's DB pool so that all of them fit within `max_connections`.
+
+Then check the target itself with an open-model load, `make
+fault=single-worker fixed=1 rate=1000 load`, and read p99 at that rate. A closed
+loop of users slows down when the app does and hides the queue. On a small box
+the load generator competes with the app: Locust needs about a core of its own
+to offer 1,000 req/s. So `make bench` drives the shop mix with wrk, which costs
+little CPU, and reports the req/s of one worker against one per core
+(lab/bench/capacity.py).
+""",
+        ),
+        Answer(
+            question="Why use gunicorn + uvicorn workers?",
+            answer="""\
+- **Cores:** Python runs Python code on one core per process at a time (the
+  GIL). `async` overlaps waiting, not computing. To use the cores you need
+  processes: here {fixed.app_cpu_cores} cores busy against
+  {faulty.app_cpu_cores}.
+- **Supervision:** gunicorn is a mature process manager. Its master restarts
+  crashed workers, kills stuck ones after `--timeout`, recycles workers with
+  `--max-requests` (plus jitter) against slow leaks, and reloads gracefully on
+  `HUP`. All workers share one listening socket.
+- **Uvicorn worker:** each worker runs uvicorn's event loop and HTTP parser
+  (`worker_class` in target_app/gunicorn_conf.py).
+- **uvicorn alone:** recent releases' `uvicorn --workers N` also restarts dead
+  workers. gunicorn remains the one with timeouts, recycling and hooks.
+- **Deprecation:** the uvicorn release pinned here warns that
+  `uvicorn.workers.UvicornWorker` is deprecated in favour of the
+  `uvicorn-worker` package.
+
+Each worker is a full copy of the app. Look at the RSS at the end of the run:
+{faulty.rss_end_mb} MB against {fixed.rss_end_mb} MB.
+""",
+        ),
+        Answer(
+            question="How many workers would you choose?",
+            answer="""\
+- **Async (uvicorn) workers on CPU-bound Python:** one per core
+  (`workers = os.cpu_count()`, or the cores the container's CPU quota grants,
+  which may be fewer than the host has). This scenario's fixed variant does this
+  (`workers=0`: one per core).
+- **Sync workers that block on I/O:** `2 x cores + 1` is the old rule for
+  these. Async workers already overlap I/O, so extra workers only add memory
+  and context switches.
+- **Memory:** it is often the real limit, since each worker holds its own copy
+  of the app (RSS {fixed.rss_end_mb} MB for all workers together, against
+  {faulty.rss_end_mb} MB for one).
+- **Kubernetes:** run 1 or 2 workers per pod and scale pods. The orchestrator
+  then does the supervising.
+
+Confirm on your own box, not by formula: throughput should rise with each
+worker until the cores are busy, and p95 should not get worse. Here the ratio
+is {ratio.rps}x, with `app_cpu_cores` at {fixed.app_cpu_cores}. worker-sizing,
+a later scenario, will measure the whole curve.
+""",
+        ),
+        Answer(
+            question="You deployed FastAPI with 1 worker. Why is it wrong?",
+            answer="""\
+On a machine with more than one core, one uvicorn process leaves the rest idle.
+
+- **Throughput:** under load it pins one core and stops there. Here it keeps
+  {faulty.app_cpu_cores} cores busy and serves {faulty.rps} req/s; a worker
+  per core serves {fixed.rps} req/s.
+- **It misses the requirement:** the app should use the cores it has, meaning
+  at least 80% of the CPU the box leaves it beside the load generator (the
+  symptom). One process used {faulty.app_cpu_share_of_free} of it; a worker per
+  core used {fixed.app_cpu_share_of_free}.
+- **Queueing:** requests queue behind each other for the one GIL, so p95 grows
+  with concurrency: {faulty.p95_ms} ms against {fixed.p95_ms} ms.
+- **No redundancy:** one blocking call or one CPU-heavy request stalls every
+  user of the process, and if the process crashes nothing answers until it is
+  restarted.
+
+How to tell: in Grafana, "Lab overview", the panel "CPU per worker" shows one
+series flat at one core, and `top -H` shows one busy process. Run `make
+fault=single-worker load`, then `make fault=single-worker fixed=1 load` (or
+`compare`). One worker is right only when something else is the scaler: one
+worker per container, with several containers.
+""",
+        ),
+        Answer(
+            question="Why use multiple workers?",
+            answer="""\
+- **Parallelism:** to run Python on every core. Processes do not share a GIL.
+  The throughput ratio here is {ratio.rps}x.
+- **Isolation:** a worker stalled by a slow request, or killed by a crash,
+  takes only its share of the traffic, and the master starts a new one.
+- **Rolling restarts:** workers can be recycled one at a time without
+  downtime.
+
+What it costs:
+
+- **Memory:** per worker, as noted above.
+- **Per-process state:** in-process caches, sessions, rate-limit counters and
+  schedulers now exist once per worker, and diverge. Move them to Redis.
+- **Connections:** the DB pool is per worker, so the sum of all pools must fit
+  within PostgreSQL's `max_connections`.
+""",
+        ),
+        Answer(
+            question="How to pick worker type (sync/async)?",
+            answer="""\
+- **The app's interface decides.** FastAPI is ASGI, so use
+  `uvicorn.workers.UvicornWorker` (or the `uvicorn-worker` package). gunicorn's
+  `sync` and `gthread` workers serve WSGI apps and cannot run FastAPI.
+- **Inside an async worker, the route's code decides.** `async def` routes must
+  never block. A blocking call there stalls the whole worker, whatever the
+  worker count (see blocking-call). Plain `def` routes run on the threadpool
+  and may block.
+- **CPU-heavy work** belongs in a process pool or a job queue, not in the
+  request (see cpu-bound).
+
+This scenario compares worker *counts*, not types: both variants run uvicorn's
+event loop.
+""",
+        ),
+    ),
 )

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, select
 
-from faults._contract import Scenario, Symptom, Toxic
+from faults._contract import Answer, Scenario, Symptom, Toxic
 
 __all__ = ["SCENARIO", "ListColumnsOnly", "ListQuery", "SelectStar"]
 
@@ -80,11 +80,18 @@ SCENARIO: Scenario[ListQuery, ListQueryParams] = Scenario(
     toxics=(Toxic("postgres", "slicer", {"average_size": 32, "size_variation": 8, "delay": 500}),),
     workload="catalogue_pages",
     default_load={"users": 10, "duration": "30s"},
+    # The SLO a shop states for a list page: p95 within 1 s, the limit of a
+    # user's uninterrupted flow (Nielsen's response-time limits), on the
+    # degraded link too. The faulty page misses it by the bytes it fetches.
+    # The page is the workload's 150 rows (loadtests/workloads/catalogue_pages.py):
+    # at 250 rows even the list columns alone took ~0.9 s of this link, an SLO no
+    # query could keep; at 150 the fixed page keeps it and the faulty one does not
+    # (2026-12-02: p95 0.72 s fixed, 1.55 s faulty, 10 users).
     symptom=Symptom(
-        metric="p50_ms",
+        metric="p95_ms",
         op=">",
-        threshold=1300.0,
-        description="a list page's latency follows the bytes it fetches, not the rows it shows",
+        threshold=1000.0,
+        description="a list page misses its 1 s p95 over the sliced link: bytes it never shows",
     ),
     diagnosis="""\
 **What you see.** Latency proportional to response *size* on the DB link, not
@@ -107,4 +114,81 @@ meanwhile. What helps is fetching fewer bytes.
 `load_only(...)`), defer large columns (`deferred()`), paginate, and compress
 or move bulk transfers off chatty links. Then the same network costs 2.5x less.
 """,
+    answers=(
+        Answer(
+            question=(
+                "Your FastAPI endpoint suddenly becomes slow in production. "
+                "How will you diagnose it?"
+            ),
+            answer="""\
+Start from the symptom and narrow it down, one layer at a time.
+
+1. **Which route, and since when?** In Grafana, "Lab overview", the panel
+   "Latency p50 / p95 / p99 by route" shows which route, and which change
+   (deploy, data, traffic, infrastructure) lines up with the jump.
+2. **Where inside the request?** Each response's `Server-Timing` header
+   (`db`, `upstream`, `app`), and `db_time_share` in summary.json.
+3. **Which part of the database?** Time measured in the app against
+   `pg_stat_statements` (time measured on the server).
+
+In this scenario nothing in the code or data changed. The network to
+PostgreSQL started to fragment: Toxiproxy's `slicer` cuts every answer into
+pieces of about 32 bytes, 0.5 ms apart. `make fault=slicer compare`:
+
+- p95 on the product list, against a requirement of p95 under 1 s:
+  {faulty.p95_ms} ms for whole entities against {fixed.p95_ms} ms for the
+  listed columns ({ratio.p95_ms}x). p50: {faulty.p50_ms} ms against
+  {fixed.p50_ms} ms.
+- `db_time_share`: {faulty.db_time_share}.
+- Queries per request: {faulty.db_queries_per_request}, the same in both
+  variants, so this is not N+1.
+- Yet `pg_stat_statements` shows the statement fast on the server.
+
+So the time is between the app and the database. The "Postgres link traffic
+(Toxiproxy)" panel ("Lab database") shows that it scales with bytes. The fix,
+`ListColumnsOnly`, selects only the columns the list renders and leaves out the
+long description.
+""",
+        ),
+        Answer(
+            question="How do you check whether the issue is DB latency or code latency?",
+            answer="""\
+Compare three measurements of the same requests:
+
+- **The request's own split.** `db_time_share` (app-side SQL time over request
+  time) is {faulty.db_time_share} here. Code latency would show a low share and
+  a high `app_cpu_ms_per_request`; here it is {faulty.app_cpu_ms_per_request}
+  ms. The event-loop lag stays low ({faulty.event_loop_lag_p99_ms} ms p99).
+- **A profile.** `make fault=slicer profile=py-spy load`. With code latency,
+  Python frames are hot. With DB latency, the threads sit in psycopg's socket
+  reads and the flame graph is mostly waiting.
+- **The database's own clock.** `pg_stat_statements.mean_exec_time` is the time
+  on the server. Slow there means the query or plan (see slow-query). Fast there
+  but slow in the app means the round trip: the link, the pool wait, or the
+  number of queries.
+
+In this scenario all three point at the link. The app's SQL time is high, the
+server's is low, and the Toxiproxy byte counters name the cause.
+""",
+        ),
+        Answer(
+            question="How do you use async to improve performance here?",
+            answer="""\
+Here, async would not make one request faster. Each request still waits for
+its own bytes to cross the sliced link. The list route is a plain `def`, run on
+the threadpool, which already lets the worker serve other requests meanwhile.
+An async driver (asyncpg, or psycopg's async mode) would do the same with fewer
+threads.
+
+That helps throughput when many requests wait at once. It does not shorten a
+wait that is proportional to the bytes fetched. What shortens it is fetching
+fewer bytes: columns, not entities (`load_only`, `deferred()`), bounded pages,
+and compression for bulk transfers.
+
+This scenario does not compare sync and async. blocking-call measures where
+async matters, and where a blocking call inside `async def` costs every
+request.
+""",
+        ),
+    ),
 )

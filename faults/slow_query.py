@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faults._contract import Scenario, Symptom, Variant
+from faults._contract import Answer, Scenario, Symptom, Variant
 
 __all__ = ["SCENARIO", "NameLookup", "ProductSearch", "WithIndex", "WithoutIndex"]
 
@@ -129,4 +129,132 @@ columns you return; cache hot lookups (Redis, see no-cache); paginate; for
 **When to denormalise?** When a join or aggregate is read far more often than
 its inputs change and an index cannot help (counts, totals).
 """,
+    answers=(
+        Answer(
+            question=(
+                "Your FastAPI endpoint suddenly becomes slow in production. "
+                "How will you diagnose it?"
+            ),
+            answer="""\
+Narrow it down one layer at a time: which route, which part of the request,
+which statement.
+
+1. **Which route, since when.** In Grafana, "Lab overview", the panel
+   "Latency p50 / p95 / p99 by route" names `/products/search`.
+2. **Which part of the request.** The `Server-Timing` header and
+   `db_time_share` put the time in the database: {faulty.db_time_share} of it,
+   against {fixed.db_time_share} with the index.
+3. **Which statement.** Queries per request stay at
+   {faulty.db_queries_per_request}, so this is not N+1 and not a chatty link.
+   One statement is slow, and `pg_stat_statements` ranks it first by total
+   time. `EXPLAIN ANALYZE` shows `Seq Scan on products`.
+
+`make fault=slow-query compare` runs the same code on the schema without and
+with migration 0002. p95 is {faulty.p95_ms} ms against {fixed.p95_ms} ms
+({ratio.p95_ms}x), and throughput {faulty.rps} against {fixed.rps} req/s.
+
+"Suddenly" usually means the data grew past the point where a scan was cheap,
+or a plan changed. Neither shows in the code diff, so compare the plan and the
+table's size, not just the deploy.
+""",
+        ),
+        Answer(
+            question="How do you check whether the issue is DB latency or code latency?",
+            answer="""\
+- **Share of the time:** `db_time_share` (SQL time measured by the app over
+  request time) is {faulty.db_time_share}. Code latency would show a low share,
+  high `app_cpu_ms_per_request` and py-spy flame graphs full of Python frames.
+- **A profile:** `make fault=slow-query profile=py-spy load` shows the threads
+  waiting in psycopg's `execute`.
+- **The server's side:** `pg_stat_statements.mean_exec_time` high on the server
+  means the statement itself: its plan, here a sequential scan of a million
+  rows. A fast statement on the server that is slow in the app would mean the
+  link (see slicer, db-latency) or the pool wait (see pool-exhaustion).
+- **Rule out the neighbours:** `db_queries_per_request` at
+  {faulty.db_queries_per_request} rules out N+1. There is no toxic on the link
+  in this scenario.
+""",
+        ),
+        Answer(
+            question="How do you use async to improve performance here?",
+            answer="""\
+Async would not help this query: it is the database's CPU and I/O scanning a
+million rows, and it takes as long from an async driver. What async, or the
+threadpool, does is let the worker serve other requests while one waits.
+
+With a sequential scan, more concurrent waiting just means more parallel scans
+competing for the same database. The index removes the work instead:
+{ratio.p95_ms}x on p95 here.
+
+Where async does help: many independent waits per request, such as several
+upstream calls or independent queries, can overlap with `asyncio.gather`. This
+scenario does not measure that. blocking-call measures what a blocking call in
+`async def` costs, and db-latency what fewer round trips save. For a query
+that stays slow, put `statement_timeout` on the route's statements so that
+requests fail fast instead of piling up.
+""",
+        ),
+        Answer(
+            question="A DB query takes 10 seconds. How will you optimize it from API side?",
+            answer="""\
+- **Make it cheap.** Read its plan (`EXPLAIN (ANALYZE, BUFFERS)`) and give it
+  the index it needs. Here that is migration 0002, built `CONCURRENTLY` in an
+  autocommit block (target_app/online_ddl.py) so that writes continue during
+  the build. `test_the_index_migration_does_not_block_writes` proves it on a
+  million rows: no write waits for as much as half the build. A plain
+  `CREATE INDEX` makes every write wait for the whole build. The result here:
+  p95 {faulty.p95_ms} ms against {fixed.p95_ms} ms.
+- **Ask for less.** Select only the columns you return (this lookup does),
+  bound the rows (pagination, see offset-pagination), and push aggregates into
+  SQL (see orm-overhead).
+- **Bound it.** Set `statement_timeout` for the route, so that a query that
+  cannot finish in the API's budget fails fast instead of holding a connection
+  and a worker.
+- **Move it off the request** if it stays slow. Precompute it (a materialized
+  view refreshed `CONCURRENTLY`, or a job) and serve the result, or run it as a
+  job and answer 202 with a status URL.
+- **Cache** the results of hot lookups (next answer).
+""",
+        ),
+        Answer(
+            question="How do you cache queries?",
+            answer="""\
+Cache results, not queries.
+
+- **Key and TTL:** cache-aside in Redis, keyed by the normalised inputs (here
+  the name looked up), with a TTL that matches how stale the answer may be.
+- **Invalidation:** delete or overwrite the key where the data changes.
+- **Stampedes:** use a lock, so that one request recomputes a missing value
+  while the others wait for it.
+- **Failure:** a per-call timeout and a fallback, so that a slow cache cannot
+  be slower than the database (redis-timeout).
+
+A cache is not a substitute for the index here. An exact-name lookup has a
+long tail of distinct names, so most look-ups would miss and still pay for the
+scan. This scenario measures the index, not a cache. no-cache measures cache
+hits, the lock and what they save.
+""",
+        ),
+        Answer(
+            question="When to denormalize?",
+            answer="""\
+Denormalise when a join or an aggregate is read far more often than its inputs
+change, and no index can make it cheap. Typical cases are counts, totals,
+"latest N" and a product's rating.
+
+Keep the copy correct in one of these ways:
+
+- update it in the same transaction as its source;
+- update it with a trigger;
+- keep it in a materialized view that is refreshed on a schedule and may be
+  stale.
+
+Every copy is a write cost and a consistency risk, so measure first.
+
+It is not the answer here. An equality lookup on one column needs an index,
+and the index brings p95 from {faulty.p95_ms} ms to {fixed.p95_ms} ms. The lab
+does not measure denormalisation.
+""",
+        ),
+    ),
 )

@@ -21,7 +21,7 @@ from anyio import to_thread
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect, Request
 
-from faults._contract import Scenario, Symptom
+from faults._contract import Answer, Scenario, Symptom
 
 if TYPE_CHECKING:
     from target_app.uploads import Sink, UploadStore
@@ -164,7 +164,8 @@ answers 413 only after the whole body has been received and held; a client
 whose connection drops at 90% starts again from zero.
 
 **Find it.** `make fault=upload-in-memory load` (one user PUTs a 500 MB body,
-`LAB_UPLOAD_MB=2000` for the 2 GB video) then
+`LAB_UPLOAD_MB=2000 UPLOAD_MAX_BYTES=2500000000` for the 2 GB video, which the
+default 1 GiB cap would refuse) then
 `make fault=upload-in-memory fixed=1 load`. For the allocation site:
 `lab run upload-in-memory --profile memray`; the report's table is the leaks
 view, empty here (the body is freed after each request), so ask for the peak:
@@ -216,12 +217,160 @@ for Matroska/WebM, `%PDF-`, `\\x89PNG`), checked on the first chunk while
 streaming, not the client's `Content-Type` or file name; names are the
 server's to choose (no path from the client).
 
-**Measured here** (2 cores, 1 user, 500 MB chunked PUTs over loopback, 30 s,
-`lab prove upload-in-memory`): peak RSS growth +1,001 MB -> +3.7 MB; time per
-upload p50 2.5 -> 1.5 s (0.35 -> 0.59 uploads/s); event-loop lag p99 363 -> 4.9 ms;
-app CPU per upload 2.0 -> 1.2 s. An interrupted 8 MiB PATCH, cut after 3 MiB:
-fixed resumes from the offset HEAD gives and sends only the rest (5 MiB), the
-assembled file's sha256 matches; faulty is back at offset 0
-(tests/integration/test_uploads.py).
+**Measured:** the page's Measured block and the answers below give the latest
+`lab prove upload-in-memory` numbers (peak RSS growth, time per upload, event-loop
+lag). An interrupted 8 MiB PATCH, cut after 3 MiB: fixed resumes from the offset
+HEAD gives and sends only the rest, and the assembled file's sha256 matches;
+faulty is back at offset 0 (tests/integration/test_uploads.py).
 """,
+    answers=(
+        Answer(
+            question=(
+                "Your client uploads a 2GB video. How do you handle large file uploads in FastAPI?"
+            ),
+            answer="""\
+Never hold the body in memory. Stream it to disk in blocks, enforce the size
+cap while streaming, and make the upload resumable.
+
+The fixed variant (`StreamedUpload`) works like this:
+
+- It reads `async for chunk in request.stream()` and writes a `write_kb` block
+  at a time to a temporary file, through `anyio.to_thread`, hashing as it goes.
+- At the end it renames the file into place, so no reader sees half a file.
+- It refuses early: a 413 on the `Content-Length`, and a 413 on the byte that
+  crosses the cap, since a chunked body has no length.
+- It accepts resumable uploads, the tus core protocol (next answers).
+
+At 2 GB, better still is to keep the bytes off the app altogether: pre-signed
+S3 multipart uploads, with the app issuing URLs and recording completion.
+
+`make fault=upload-in-memory compare` sends 500 MB bodies from one user.
+Setting `LAB_UPLOAD_MB=2000 UPLOAD_MAX_BYTES=2500000000` makes it the 2 GB
+video.
+
+- Peak RSS growth, the kernel's high-water mark: {faulty.peak_rss_growth_mb} MB
+  when read whole, against {fixed.peak_rss_growth_mb} MB streamed.
+- Event-loop lag p99: {faulty.event_loop_lag_p99_ms} ms against
+  {fixed.event_loop_lag_p99_ms} ms.
+- Time per upload (p50): {faulty.p50_ms} ms against {fixed.p50_ms} ms.
+
+For the allocation site, run `make fault=upload-in-memory profile=memray load`,
+then `memray summary` on the run's `profile/memray.bin` (see the diagnosis).
+""",
+        ),
+        Answer(
+            question="Why use streaming instead of saving directly?",
+            answer="""\
+"Saving directly" usually means `data = await file.read()` (or
+`await request.body()`, `bytes = File()`) and then writing `data`. The memory
+is then the size of the upload, times the concurrent uploads. Starlette's
+`b"".join` even holds it twice for a moment: the faulty variant's peak RSS rose
+{faulty.peak_rss_growth_mb} MB for one upload at a time. Two uploads at once,
+or one 2 GB file, and a 1 GB container is OOM-killed.
+
+Reading the whole body has three other costs:
+
+- The join runs on the event loop and stalls every other request (lag p99
+  {faulty.event_loop_lag_p99_ms} ms against {fixed.event_loop_lag_p99_ms} ms).
+- The size cap can act only after the whole body has arrived.
+- A dropped connection loses everything received.
+
+Streaming keeps memory at one block: {fixed.peak_rss_growth_mb} MB of peak
+growth. It also gives backpressure: uvicorn buffers about 64 KiB and stops
+reading the socket until the app consumes it, so a slow disk slows the client
+instead of filling RAM. `UploadFile` spools to a temporary file past 1 MB, but
+`await upload.read()` reads it all back into memory. Copy it in chunks
+instead (`shutil.copyfileobj`).
+""",
+        ),
+        Answer(
+            question="How do you handle upload interruption?",
+            answer="""\
+Resume rather than restart. The app speaks the core of the tus protocol:
+
+1. `POST /uploads` with `Upload-Length: N` answers 201 with a `Location`.
+2. `PATCH` appends bytes from `Upload-Offset`.
+3. After a dropped connection, `HEAD` answers the `Upload-Offset` on disk, and
+   the client sends only the rest.
+
+The fixed variant writes what arrived before the `ClientDisconnect`
+propagates, so those bytes count. A wrong offset, or a second `PATCH` while one
+is still writing (an exclusive lock per upload), gets a 409, so a retry cannot
+corrupt the file. The state lives on disk, so any worker can take the next
+`PATCH`. To survive several instances, the state must be on shared storage or
+S3 multipart.
+
+The faulty variant reads each `PATCH` whole before writing, so an interrupted
+one leaves offset 0.
+
+tests/integration/test_uploads.py proves this. It cuts an 8 MiB `PATCH`
+after 3 MiB. The fixed variant resumes from the offset `HEAD` gives, and the
+assembled file's sha256 matches. The faulty one is back at 0. A load run does
+not measure it, so summary.json has no number for it.
+""",
+        ),
+        Answer(
+            question="Upload JSON + file together. How do you parse it in FastAPI?",
+            answer="""\
+One request body cannot be both JSON and a file, so send
+`multipart/form-data`: one text part holding the JSON, one file part. In
+FastAPI, which needs `python-multipart` for this:
+`metadata: Annotated[str, Form()], file: UploadFile`. Then validate the JSON
+with Pydantic, `Meta.model_validate_json(metadata)`, and answer 422 when it
+fails. If the metadata is flat, a form model (`Annotated[Meta, Form()]`) takes
+the fields as separate form fields instead.
+
+For big files, send the metadata first as JSON (or in headers, as tus'
+`Upload-Metadata` does) and the file as a raw streamed body. That is this
+lab's design, and why the lab does not measure multipart parsing: its upload
+routes take raw bodies. The numbers on this page, peak RSS growth of
+{faulty.peak_rss_growth_mb} MB against {fixed.peak_rss_growth_mb} MB, apply
+just the same to a file part read with `await upload.read()`.
+""",
+        ),
+        Answer(
+            question="What are form-data limits?",
+            answer="""\
+Starlette, and so FastAPI, caps `request.form()` by default at:
+
+- 1,000 files (`max_files`);
+- 1,000 fields (`max_fields`);
+- 1 MiB for each non-file part (`max_part_size`).
+
+A route that parses the form itself can pass other values. File parts have no
+size cap. They spool to a temporary file past 1 MB, so a huge part fills the
+disk rather than memory.
+
+Neither uvicorn nor Starlette limits the total body. Set that limit at the
+proxy (nginx `client_max_body_size`, 1 MB by default), and in the app check
+the `Content-Length` and count the bytes as they stream, as the fixed variant
+does against `UPLOAD_MAX_BYTES`.
+
+The lab measures none of the multipart limits: its routes take raw bodies.
+""",
+        ),
+        Answer(
+            question="How to validate file type?",
+            answer="""\
+Trust the content, not the client. `Content-Type` and the file name are
+whatever the client says. Check the magic bytes on the first chunk while
+streaming:
+
+- `ftyp` at offset 4 for MP4 and MOV;
+- `1A 45 DF A3` for Matroska and WebM;
+- `%PDF-` for PDF;
+- `89 50 4E 47` for PNG.
+
+A maintained library does the same with a table (`filetype`, or `python-magic`
+on libmagic). Refuse with 415 before writing further.
+
+For images, re-encode them (Pillow) to drop whatever else the file carries.
+Choose stored names on the server, and never build a path from the client's
+name.
+
+This scenario does not test type checks. The upload-validation scenario
+(issue "Security") will prove them with real exploit files.
+""",
+        ),
+    ),
 )

@@ -50,7 +50,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from faults._contract import Scenario, Symptom, Toxic
+from faults._contract import Answer, Scenario, Symptom, Toxic
 
 if TYPE_CHECKING:
     from target_app.clients.upstream import CallPolicy
@@ -291,4 +291,100 @@ hold a worker. After `breaker_open_seconds` let exactly one trial call through
 on Toxiproxy, shows it open within a few requests and close after the pause
 once the link is back.
 """,
+    answers=(
+        Answer(
+            question=(
+                "Your API depends on a payment API that fails often. How do you handle reliability?"
+            ),
+            answer="""\
+Several layers, each with a bound:
+
+- **Deadline:** a timeout on every call (see upstream-slow).
+- **Retries:** retry only what can succeed next time, with backoff and jitter,
+  and always with the same idempotency key, so a retried charge is never a
+  second charge.
+- **Circuit breaker:** stops calling a provider that is down.
+- **Fallback:** when all of that gives up, say honestly what happened. The
+  route answers `202 payment_pending` with a status URL, and a background
+  follow-up settles the charge by its key.
+
+`make fault=upstream-flaky compare` resets 30% of connections to the provider
+(a `reset_peer` toxic) in both variants.
+
+- **Calling once:** the faulty variant fails checkouts at the provider's rate,
+  an error rate of {faulty.error_rate} (a share of requests).
+- **Fixed (`RetryWithBreakerPolicy`, tenacity plus purgatory):** error rate
+  {fixed.error_rate}. The proof requires at least 99% of checkouts *paid*, not
+  merely pending.
+- **The bound:** upstream calls per request are
+  {fixed.upstream_calls_per_request}, which the proof holds at or under
+  `max_attempts` (5).
+- **The cost:** p95 {faulty.p95_ms} ms against {fixed.p95_ms} ms.
+
+The provider's own ledger (`GET /_control/charges`, read by the test and not
+by the app) holds exactly one charge per paid order. In Grafana, "Lab upstream
+dependencies", the panel "Upstream calls by outcome" shows the `ReadError` and
+`RemoteProtocolError` outcomes next to `ok`.
+""",
+        ),
+        Answer(
+            question="Circuit breaker pattern?",
+            answer="""\
+A breaker counts consecutive failures and, at a threshold, *opens*. Calls then
+fail at once, without touching the provider, so requests that cannot succeed
+do not hold workers, and a struggling provider is not hit by more retries.
+After a pause it is *half-open*: one trial call goes through. A success closes
+the circuit, a failure opens it again.
+
+Here that is purgatory's breaker, wrapped in `Breaker`:
+
+- A small gate lets exactly one trial through while half-open. purgatory lets
+  every concurrent caller through; the module docstring compares the
+  maintained libraries.
+- 15 consecutive failures open it (`breaker_failures`). At p = 0.3 a run of 15
+  is about 1e-8 per call, so a merely flaky provider never trips it, while a
+  provider that is down trips it within 3 requests.
+- It stays open 5 s (`breaker_open_seconds`).
+- A 4xx counts as success: the provider is up, the request was wrong.
+- An open circuit becomes the 202 fallback, not a 502.
+
+In this scenario's run the link is flaky, not down, so the breaker should stay
+closed. The panel "Circuit breaker state" ("Lab upstream dependencies") stays
+at 0, and summary.json has no breaker metric.
+
+Opening is proven by tests/scenarios/test_upstream_breaker_midrun.py, which
+disables the provider mid-run. The breaker opens within 2 s, refused calls take
+under 10 ms of the app's time at p99 (the requirement), and it closes once the
+provider is back. To watch it yourself, start `lab chaos upstream-flaky` and
+disable the `upstream` proxy on Toxiproxy.
+""",
+        ),
+        Answer(
+            question="Retry with exponential backoff?",
+            answer="""\
+Use tenacity (`AsyncRetrying`), configured for what is safe:
+
+- **What to retry:** only retryable failures (`retry_if_exception(is_retryable)`):
+  connect errors, resets, timeouts, 502, 503, 504 and 429. Never another 4xx,
+  since that request will fail the same way again.
+- **How long to wait:** `wait_random_exponential` (full jitter) picks a wait
+  between 0 and min(400 ms, 25 ms x 2^n). The jitter keeps many clients'
+  retries from synchronising into waves.
+- **Retry-After:** a 429 or 503 that sends one is retried no sooner than it
+  asks, and not at all if it asks for more than `max_retry_after_s` (1 s).
+- **How many:** at most `max_attempts` (5) calls (`stop_after_attempt`).
+- **Safe to repeat:** every attempt carries the same idempotency key (derived
+  from the order), so the provider charges once however many attempts reach
+  it.
+
+Measured: {fixed.upstream_calls_per_request} calls per request. With 30% of
+calls failing independently, about 1/(1 - 0.3), or 1.43, is expected. Retries
+cost time: p99 {fixed.p99_ms} ms against {faulty.p99_ms} ms for calling once.
+
+Retry at one layer only, since retries in every layer multiply. Keep the
+retries inside the request's deadline: here the upstream-slow deadline wraps
+them.
+""",
+        ),
+    ),
 )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from faults._contract import Scenario, Symptom, Toxic
+from faults._contract import Answer, Scenario, Symptom, Toxic
 
 if TYPE_CHECKING:
     from target_app.clients.upstream import CallPolicy
@@ -125,4 +125,87 @@ crash, keep the pending charge in a table or a queue (an outbox) and run the
 same loop from there. For reads (inventory), serve the last known value
 marked stale.
 """,
+    answers=(
+        Answer(
+            question=(
+                "Your API must respond within 2 seconds but external API takes 6 seconds. "
+                "How do you handle it?"
+            ),
+            answer="""\
+No code can make the provider faster, so the API must stop waiting for it.
+Give the call a deadline inside the 2 s budget. When it expires, answer what is
+true: "accepted, payment pending, ask here". Then finish the job in the
+background, with the same idempotency key so the charge is made once.
+
+`make fault=upstream-slow compare` puts 6 s of latency on the upstream link in
+both variants.
+
+- **Faulty (`WaitForeverPolicy`):** every checkout inherits the provider's
+  time. p50 is {faulty.p50_ms} ms and p99 {faulty.p99_ms} ms. Throughput is
+  {faulty.rps} req/s, because each user waits.
+- **Fixed (`DeadlinePolicy`):** a 2 s `asyncio.timeout` and a 202 fallback.
+  p99 is {fixed.p99_ms} ms, and the proof requires at most 2.3 s: the budget
+  plus scheduling. The error rate is {fixed.error_rate}, and throughput
+  {fixed.rps} req/s.
+
+After the run, the proof reads the provider's own ledger: every order the shop
+accepted was charged exactly once, none lost and none twice.
+
+A closed load understates the faulty tail, because users stop sending while
+they wait. `rate=N` (the open model) shows the queue a real crowd would build.
+""",
+        ),
+        Answer(
+            question="How do you implement async timeout?",
+            answer="""\
+Wrap the call: `async with asyncio.timeout(2.0): await client.post(...)`
+(Python 3.11 and later; `asyncio.wait_for` before). That is `DeadlinePolicy`.
+At the deadline the awaiting task is cancelled, httpx drops the connection,
+and the policy raises `UpstreamUnavailable` for the route to fall back on.
+
+- **Set it from the budget:** the API's 2 s minus your own work. Retries go
+  *inside* the deadline: in `pay_order` it wraps upstream-flaky's retries.
+- **Client timeouts too:** also set the HTTP client's own limits
+  (`httpx.Timeout(connect=..., read=..., pool=...)`). This lab's client leaves
+  them to the policy on purpose.
+- **No thread-based timeouts:** for a sync client in a thread, a timeout
+  around the thread does not stop the thread. Use an async client, or the sync
+  client's own timeouts.
+
+In Grafana, "Lab upstream dependencies", the panel "Upstream calls by outcome"
+counts the calls given up as `outcome="cancelled"`. In the faulty run, the
+panel "Upstream latency p50 / p95 / p99" shows the provider's full 6 s. The
+client's p99 is {fixed.p99_ms} ms with the deadline and {faulty.p99_ms} ms
+without it.
+""",
+        ),
+        Answer(
+            question="How do you design a fallback response?",
+            answer="""\
+Never claim an outcome you do not know. A payment that timed out may or may not
+have been charged. The fixed route answers:
+
+- **The status:** `202 Accepted` with `status: payment_pending` and a reason.
+- **Where to ask:** the status URL `GET /orders/ID/payment`, in the body and in
+  `Location`, with `Retry-After: 1`.
+
+Then it *follows up*. A background task (`PendingCharges`) asks the provider
+for the charge by idempotency key. If the provider never got it, it submits the
+charge with that key, and it records the outcome. The status URL then answers
+200 paid, or 202 while still pending. Because the key is the same, a charge
+that did arrive is never made twice. The test checks this against the
+provider's ledger after the run.
+
+The follow-ups live in the app's process, and shutdown waits for them. To
+survive a crash, keep pending charges in a table or queue (an outbox) and run
+the same loop from there. The lab does not persist them.
+
+For reads, such as stock or a price quote, the fallback is the last known value
+marked as stale, or a degraded answer without the optional part.
+
+The fixed run's p99 of {fixed.p99_ms} ms includes the fallback. Its responses
+are all 200 or 202, which summary.json lists under `responses_by_status`.
+""",
+        ),
+    ),
 )

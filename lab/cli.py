@@ -42,8 +42,12 @@ Duration = Annotated[
 ]
 Users = Annotated[
     int | None,
-    typer.Option("--users", "-u", help="concurrent Locust users [default: the scenario's]"),
-]
+    typer.Option(
+        "--users", "-u",
+        help="concurrent Locust users; with --rate, the cap on requests in flight "
+        "[default: the scenario's; with --rate, about 1 s of requests, 10 to 1,000]",
+    ),
+]  # fmt: skip
 SpawnRate = Annotated[
     float | None, typer.Option("--spawn-rate", "-r", help="users started per second")
 ]
@@ -66,6 +70,23 @@ Workload = Annotated[
     str | None,
     typer.Option("--workload", help="Locust workload (default: the scenario's own), e.g. mixed"),
 ]
+Rate = Annotated[
+    float | None,
+    typer.Option(
+        "--rate",
+        help="open model: requests per second sent on a schedule whatever the answers, latency "
+        "counted from each request's intended time; --users then caps requests in flight "
+        "(0: the closed model, each user waits for its answer) [default: the scenario's, "
+        "closed for most]",
+    ),
+]
+LoadProcesses = Annotated[
+    int,
+    typer.Option(
+        "--load-processes", help="Locust processes (>1: a master and that many workers), "
+        "at most one per core",
+    ),
+]  # fmt: skip
 
 
 def _parse_params(items: list[str] | None) -> dict[str, Any]:
@@ -105,6 +126,8 @@ class RunFlags:
     param: Params = None
     rows: Rows = 10_000
     workload: Workload = None
+    rate: Rate = None
+    load_processes: LoadProcesses = 1
 
     def options(self, slug: str, fixed: bool = False) -> RunOptions:
         from lab.runner import RunOptions
@@ -113,7 +136,8 @@ class RunFlags:
             slug=slug, fixed=fixed, duration_s=_duration(self.duration), users=self.users,
             spawn_rate=self.spawn_rate, shape=self.shape, workers=self.workers,
             profile=self.profile, out=self.out, params=_parse_params(self.param),
-            seed_rows=self.rows, workload=self.workload,
+            seed_rows=self.rows, workload=self.workload, rate=self.rate,
+            load_processes=self.load_processes,
         )  # fmt: skip
 
 
@@ -300,7 +324,10 @@ def seed_cmd(
 def bench_cmd(
     part: Annotated[
         list[str] | None,
-        typer.Option("--part", help="catalogue, capacity or overhead (repeatable; default: all)"),
+        typer.Option(
+            "--part",
+            help="catalogue, capacity, overhead or heavy-json-steps (repeatable; default: all)",
+        ),
     ] = None,
     only: Annotated[
         list[str] | None, typer.Option("--only", help="catalogue: just this scenario (repeatable)")

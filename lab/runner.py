@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+import os
 import secrets
 import time
 from dataclasses import dataclass, field, replace
@@ -47,6 +49,7 @@ from lab.sampler import Sampler
 from lab.seeding import seed_database
 from lab.undo import UndoStack, guarded, signals_as_interrupt, uninterruptible
 from loadtests import SHAPE_NAMES
+from loadtests.request_log import merge_parts  # no Locust import (gevent stays out of the lab)
 from loadtests.workloads import available as available_workloads
 
 __all__ = ["RunOptions", "RunResult", "available_services", "resolve", "run"]
@@ -71,6 +74,8 @@ class RunOptions:
     params: dict[str, Any] = field(default_factory=dict)
     seed_rows: int = 10_000
     workload: str | None = None  # None: the scenario's own
+    rate: float | None = None  # requests/s on a schedule (open model); None: closed model
+    load_processes: int = 1  # Locust processes; >1: a master and this many workers
 
     @property
     def variant(self) -> faults.Variant:
@@ -87,6 +92,35 @@ class RunResult:
 
 DEFAULT_USERS = 50
 DEFAULT_DURATION = "30s"
+
+# An open run's users are not its load (the rate is) but its cap on requests in
+# flight: a request waits for a free user. By Little's law the app holds
+# rate x latency requests at once, so users for 1 s of requests send on time
+# through any stall shorter than a second, and a longer stall is still measured
+# from each request's intended time. At least 10, so that a slow schedule rides
+# out a stall of several seconds; at most 1,000, since each user holds one
+# connection, a file descriptor of the app's, whose soft limit is 1,024 on a
+# stock Linux. --users sets it outright.
+OPEN_IN_FLIGHT_S = 1.0
+OPEN_USERS_MIN, OPEN_USERS_MAX = 10, 1_000
+# Locust's documented best case for one process (FastHttpUser, small requests in
+# a tight loop, docs "Increase performance"): about 16,000 requests/s. A schedule
+# faster than that cannot be kept, and the latency from the intended time would
+# then measure Locust's lag, not the app's.
+MAX_RATE_PER_PROCESS = 16_000.0
+
+
+def open_users(rate: float) -> int:
+    """An open run's default users: about OPEN_IN_FLIGHT_S of requests in flight, bounded."""
+    return min(max(math.ceil(rate * OPEN_IN_FLIGHT_S), OPEN_USERS_MIN), OPEN_USERS_MAX)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity; a container's cpuset shows here)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def run(options: RunOptions, console: Console | None = None) -> RunResult:
@@ -121,9 +155,20 @@ def run(options: RunOptions, console: Console | None = None) -> RunResult:
 # --------------------------------------------------------------------------- validate
 
 
+def resolve_rate(options: RunOptions, scenario: Scenario) -> RunOptions:
+    """The load model: --rate N is open, --rate 0 closed; unset, the scenario's default
+    load says (a "rate" in it is open, e.g. performance-testing's stalling route)."""
+    rate = options.rate
+    if rate is None:
+        default = scenario.default_load.get("rate")
+        rate = float(default) if default is not None else None
+    return replace(options, rate=rate or None)
+
+
 def resolve(options: RunOptions, scenario: Scenario, params: BaseModel) -> RunOptions:
     """Fill what the command line left open from the scenario: its default load,
     and for a deployment scenario the variant's worker count."""
+    options = resolve_rate(options, scenario)
     load = scenario.default_load
     workers = options.workers
     if workers is None:
@@ -132,7 +177,10 @@ def resolve(options: RunOptions, scenario: Scenario, params: BaseModel) -> RunOp
     duration = options.duration_s
     if duration is None:
         duration = parse_duration(str(load.get("duration", DEFAULT_DURATION)))
-    users = options.users if options.users is not None else int(load.get("users", DEFAULT_USERS))
+    users = options.users
+    if users is None:
+        # Open: the scenario's user count was sized for a closed load; the rate sizes it.
+        users = open_users(options.rate) if options.rate else int(load.get("users", DEFAULT_USERS))
     return replace(options, users=users, duration_s=duration, workers=workers)
 
 
@@ -158,6 +206,9 @@ def _validate(options: RunOptions) -> _Plan:
         params = faults.validate_params(scenario, options.params)
     except faults.InvalidParams as exc:
         raise LabError(str(exc)) from None
+    _validate_load_model(options)  # as given: --rate 0 asks for the closed model
+    # As resolved, before resolve() uses it: the rate sizes the default users.
+    _validate_load_model(resolve_rate(options, scenario))
     options = resolve(options, scenario, params)
     assert options.duration_s is not None and options.users is not None
     assert options.workers is not None
@@ -165,6 +216,12 @@ def _validate(options: RunOptions) -> _Plan:
         (options.duration_s > 0, f"--duration must be positive, got {options.duration_s}"),
         (options.users >= 1, f"--users must be at least 1, got {options.users}"),
         (options.workers >= 1, f"--workers must be at least 1, got {options.workers}"),
+        (
+            options.users >= options.load_processes,
+            f"--users {options.users} is fewer than the {options.load_processes} Locust "
+            "processes: each worker runs its share of the users (and of the rate), so a "
+            "worker without a user would send nothing",
+        ),
         (options.spawn_rate is None or options.spawn_rate > 0, "--spawn-rate must be positive"),
         (
             options.shape in SHAPE_NAMES,
@@ -193,6 +250,33 @@ def _validate(options: RunOptions) -> _Plan:
         )
     return _Plan(options, scenario, params, services,
                  options.duration_s, options.users, options.workers)  # fmt: skip
+
+
+def _validate_load_model(options: RunOptions) -> None:
+    processes, cores, rate = options.load_processes, usable_cores(), options.rate
+    if processes < 1:
+        raise LabError(f"--load-processes must be at least 1, got {processes}")
+    if processes > cores:
+        raise LabError(
+            f"--load-processes {processes} is more than the {cores} cores here: a Locust "
+            "process uses one core at most (one Python interpreter), so more processes than "
+            "cores only take turns on the same cores and take them from the app"
+        )
+    if rate is None or rate == 0:  # 0: the closed model, asked for explicitly
+        return
+    if not (math.isfinite(rate) and rate > 0):
+        raise LabError(
+            f"--rate must be a positive number of requests per second (0: the closed "
+            f"model), got {rate}"
+        )
+    most = MAX_RATE_PER_PROCESS * processes
+    if rate > most:
+        raise LabError(
+            f"--rate {rate:g} is more than {processes} Locust process"
+            f"{'es' if processes > 1 else ''} can send on schedule (about "
+            f"{MAX_RATE_PER_PROCESS:,.0f} requests/s each at best, Locust's own figure); "
+            f"lower it{' or add --load-processes' if processes < cores else ''}"
+        )
 
 
 def available_services() -> set[str]:
@@ -244,7 +328,7 @@ def _open(plan: _Plan, console: Console) -> _RunState:
     load = LoadConfig(
         workload=options.workload or scenario.workload, shape=options.shape, users=plan.users,
         spawn_rate=options.spawn_rate or float(plan.users), duration_s=plan.duration_s,
-        seed_rows=options.seed_rows,
+        seed_rows=options.seed_rows, rate=options.rate, load_processes=options.load_processes,
     )  # fmt: skip
     app_config = AppConfig(port=free_port(), workers=plan.workers)
     record = RunRecord(
@@ -260,10 +344,21 @@ def _open(plan: _Plan, console: Console) -> _RunState:
     record.write()
     console.print(
         f"[bold]{scenario.slug}[/] ({options.variant}) - {scenario.title}\n"
-        f"load: {load.users} users, {load.shape}, {load.duration_s:g} s; "
+        f"load: {_load_text(load)}, {load.shape}, {load.duration_s:g} s; "
         f"app: {app_config.server} x{app_config.workers}; profile: {options.profile}"
     )
     return _RunState(plan, console, run_dir, record, store, load, app_config)
+
+
+def _load_text(load: LoadConfig) -> str:
+    model = (
+        f"open, {load.rate:g} req/s offered (at most {load.users} in flight)"
+        if load.rate
+        else f"closed, {load.users} users"
+    )
+    if load.load_processes > 1:
+        model += f", Locust x{load.load_processes} processes"
+    return model
 
 
 def _prepare(state: _RunState) -> None:
@@ -372,10 +467,20 @@ def _start(state: _RunState) -> None:
 # --------------------------------------------------------------------------- load
 
 
+def _merge_logs(run_dir: Path) -> None:
+    """The per-process logs of a distributed run, each merged into its one file."""
+    for name in ("requests.csv", "checkouts.csv"):
+        merge_parts(run_dir, name)
+
+
 def _load(state: _RunState) -> None:
     """Locust until the load shape ends it; the app dying meanwhile fails the run."""
     assert state.app is not None and state.sampler is not None
     locust = state.locust = LocustRun(state.load, state.app_config.base_url, state.run_dir)
+    if state.load.load_processes > 1:
+        # Undone after Locust stopped (the stack runs in reverse): its workers have
+        # written their parts by then, on an interrupted run too.
+        state.undo.push("merge request logs", lambda: _merge_logs(state.run_dir))
     state.undo.push("stop Locust", lambda: _stop_locust(locust, state.record))
     state.record.load_started()
     locust.start()
@@ -391,19 +496,21 @@ def _stop_locust(locust: LocustRun, record: RunRecord) -> None:
         record.load_ended()  # the load window, whatever happened to Locust
 
 
-def _live_line(run_dir: Path, sampler: Sampler | None) -> str:
+def _live_line(run_dir: Path, sampler: Sampler | None, rate: float | None = None) -> str:
     stats = latest_stats(run_dir)
     rss = (sampler.latest.get("lab_app_rss_bytes") if sampler else None) or 0.0
     requests = stats.get("requests", 0.0)
     errors = stats.get("failures", 0.0) / requests * 100 if requests else 0.0
+    # Open: what was sent against what was offered; falling short is the story.
+    offered = f" of {rate:g} offered" if rate else ""
     return (
-        f"RPS {stats.get('rps', 0):7.0f} | p95 {stats.get('p95_ms', 0):6.0f} ms | "
+        f"RPS {stats.get('rps', 0):7.0f}{offered} | p95 {stats.get('p95_ms', 0):6.0f} ms | "
         f"RSS {rss / 2**20:7.1f} MB | errors {errors:4.1f}% | users {stats.get('users', 0):.0f}"
     )
 
 
 def _watch(state: _RunState, locust: LocustRun, app: AppServer, sampler: Sampler) -> None:
-    duration, run_dir = state.load.duration_s, state.run_dir
+    duration, run_dir, rate = state.load.duration_s, state.run_dir, state.load.rate
     columns = (
         SpinnerColumn(), TextColumn(f"[bold]{state.label}"), BarColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[live]}"),
@@ -423,10 +530,10 @@ def _watch(state: _RunState, locust: LocustRun, app: AppServer, sampler: Sampler
                 log.warning("Locust did not stop by itself after %.0f s; stopping it", elapsed)
                 break
             progress.update(
-                task, completed=min(elapsed, duration), live=_live_line(run_dir, sampler)
+                task, completed=min(elapsed, duration), live=_live_line(run_dir, sampler, rate)
             )
             time.sleep(0.5)
-        progress.update(task, completed=duration, live=_live_line(run_dir, sampler))
+        progress.update(task, completed=duration, live=_live_line(run_dir, sampler, rate))
     code = locust.child.process.poll() if locust.child else None
     if code not in (None, 0):
         tail = locust.child.tail(8) if locust.child else ""

@@ -2,6 +2,7 @@
 
 LAB_WORKLOAD (default "shop") and LAB_SHAPE (default "constant") pick them;
 only the picked classes are bound here, so Locust sees exactly one shape.
+LAB_RATE set runs the workload on the open model (loadtests/open_model.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 
 from locust import events
 
-from loadtests import request_log
+from loadtests import open_model, request_log
 from loadtests.shapes import SHAPES
 from loadtests.workloads import user_classes
 
@@ -24,6 +25,7 @@ for _cls in user_classes(os.environ.get("LAB_WORKLOAD", "shop")):
     globals()[_cls.__name__] = _cls
 del _cls  # Locust collects every User class bound in this module, loop variable included
 
+open_model.install()
 request_log.install()
 
 

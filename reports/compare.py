@@ -20,7 +20,7 @@ from .samples import Samples
 from .stats import bootstrap_difference, bootstrap_ratio
 from .summary import load_or_build_summary
 
-__all__ = ["compare", "compare_runs", "symptom_headline"]
+__all__ = ["compare", "compare_runs", "load_caveat", "symptom_headline"]
 
 # Fewer pieces (seconds) than this, and a resample cannot tell a change from noise.
 MIN_PIECES = 4
@@ -124,8 +124,34 @@ def _compare(
         "before_run": str(run_a),
         "after_run": str(run_b),
         "metrics": metrics,
-        "headline": symptom_headline(before, after, metrics),
+        "headline": symptom_headline(before, after, metrics) + load_caveat(before, after),
     }
+
+
+def _load_text(summary: Mapping[str, Any]) -> str:
+    rate = finite(summary.get("offered_rps"))
+    if summary.get("load_model") == "open" and rate is not None:
+        return f"open-model at {rate:g} req/s offered"
+    return "closed-model"
+
+
+def load_caveat(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """A sentence for the headline when the runs were loaded differently, else "".
+
+    An open run's latencies run from the intended send time and a closed run's
+    from the actual send, and a closed run's load drops when the app stalls: the
+    ratio of the two is no like-for-like comparison. Neither is that of two open
+    runs offered different rates.
+    """
+    models = [s.get("load_model") or "closed" for s in (before, after)]
+    rates = [finite(s.get("offered_rps")) for s in (before, after)]
+    if models[0] == models[1] and (models[0] == "closed" or rates[0] == rates[1]):
+        return ""
+    what = "latencies are not measured alike" if models[0] != models[1] else "loads differ"
+    return (
+        f" Not like-for-like: the before run is {_load_text(before)}, the after run "
+        f"{_load_text(after)}: their {what}, so the ratios compare different loads."
+    )
 
 
 def symptom_headline(

@@ -271,21 +271,35 @@ def _resolve_window(ev: Evidence) -> None:
         ev.history["t"] = ev.history["Timestamp"] - base
 
 
+def _request_parts(ev: Evidence) -> pd.DataFrame | None:
+    """requests.part<N>.csv of each Locust worker, before the lab merged them into
+    requests.csv (a distributed run in progress, or one stopped before the merge)."""
+    parts = sorted(ev.run_dir.glob("requests.part*.csv"))
+    frames = [f for f in (_read_csv(p, ev.notes, required=False) for p in parts) if f is not None]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return None
+    ev.notes.append(f"requests.csv not merged yet: read {len(parts)} requests.part<N>.csv files")
+    return pd.concat(frames, ignore_index=True)
+
+
 def _load_requests(ev: Evidence) -> None:
     """requests.csv, if Locust wrote one (runs before it have none: not a problem)."""
-    frame = _read_csv(ev.run_dir / "requests.csv", ev.notes, required=False)
+    path = ev.run_dir / "requests.csv"
+    frame = _read_csv(path, ev.notes, required=False) if path.is_file() else _request_parts(ev)
     if frame is None or frame.empty:
         return
     if not {"start", "name", "ms"} <= set(frame.columns):
         ev.notes.append("requests.csv lacks the start, name or ms column")
         return
-    for col in ("start", "ms", "bytes", "ok"):
+    # `intended` (open-model runs, reports/latency.py): blank in a closed run's rows.
+    for col in ("start", "ms", "bytes", "ok", "intended"):
         if col in frame.columns:
             frame[col] = _numeric(frame[col])
     # A run killed mid-write leaves a torn last line.
     frame = frame.dropna(subset=["start", "ms"])
     if not frame.empty:
-        ev.requests = frame.reset_index(drop=True)
+        ev.requests = frame.sort_values("start", kind="stable").reset_index(drop=True)
 
 
 def load_evidence(run_dir: Path) -> Evidence:

@@ -76,13 +76,16 @@ class SummaryFile:
     registry's fields, in its order, after `format`; format 3 changed the meaning
     of `server_p95_ms` (from Prometheus' interpolation inside the histogram bucket
     that holds the p95 to that bucket's upper end, a bound) and added
-    `server_p95_low_ms` (its lower end) after it. A summary is derived from
+    `server_p95_low_ms` (its lower end) after it; format 4 added the load model
+    (`load_model`, `offered_rps` after `rps`, `p99_uncorrected_ms` after `p99_ms`)
+    and, for open-model runs, measures the client percentiles from each request's
+    intended send time (reports/latency.py). A summary is derived from
     the evidence, so one in any other format is not migrated but computed again
     from the run dir: an older one may lack fields or mean them differently, and
     a newer one's meaning is unknown here (the newer lab recomputes ours in turn).
     """
 
-    FORMAT = 3
+    FORMAT = 4
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / "summary.json"

@@ -23,6 +23,7 @@ from .steps import (
     diagnosis_numbers,
     etl_numbers,
     final_notes,
+    load_fields,
     locust_totals,
     meta_fields,
     percentiles,
@@ -101,15 +102,33 @@ class Metric(Field):
 
 CLIENT_EXACT = "client (Locust): requests.csv, every request, exact"
 CLIENT_ROUNDED = "client (Locust): locust_stats.csv, rounded to Locust's buckets"
+FROM_INTENDED = "from the intended send time (open model)"
+FROM_SENT = "from the actual send (open model: coordinated omission not corrected)"
 
 
-def _client_percentile(summary: Mapping[str, Any]) -> str:
+def _client_file(summary: Mapping[str, Any]) -> str:
     found = summary.get("percentiles_from")
     if found == "requests.csv":
         return CLIENT_EXACT
     if found == "locust_stats.csv":
         return CLIENT_ROUNDED
     return "client (Locust): not measured"
+
+
+def _client_percentile(summary: Mapping[str, Any]) -> str:
+    """p50/p95/p99: in an open run, from the intended send time (reports/latency.py),
+    which only requests.csv's `intended` column gives."""
+    if summary.get("load_model") != "open" or summary.get("percentiles_from") is None:
+        return _client_file(summary)
+    if summary.get("p99_ms") is None:
+        return "client (Locust): not measured: an open run needs requests.csv's intended times"
+    return f"{_client_file(summary)}, {FROM_INTENDED}"
+
+
+def _client_uncorrected(summary: Mapping[str, Any]) -> str:
+    if summary.get("load_model") != "open" or summary.get("percentiles_from") is None:
+        return _client_file(summary)
+    return f"{_client_file(summary)}, {FROM_SENT}"
 
 
 _LOCUST = "client (Locust): locust_stats.csv, Aggregated row"
@@ -137,6 +156,11 @@ FIELDS: tuple[Field, ...] = (
     Metric("rps", "throughput", locust_totals, unit="req/s", better="higher",
            groups=_KEY | _COMPARED | _BAR, short="requests/s", samples=s.Samples(s.rps),
            source="client (Locust): locust_stats.csv requests / load duration"),
+    # The load model decides what the client percentiles measure (reports/latency.py).
+    Field("load_model", "closed (users wait for each response) or open (sent on a schedule)",
+          load_fields),
+    Metric("offered_rps", "offered rate (open model)", load_fields, unit="req/s",
+           groups=_IF_MEASURED, source="meta.json: load.rate, the rate the schedule sends at"),
     Metric("p50_ms", "client p50 response time", percentiles, unit="ms", better="lower",
            groups=_LATENCY, samples=s.Samples(s.request_quantile(0.50)),
            source=_client_percentile),
@@ -146,6 +170,11 @@ FIELDS: tuple[Field, ...] = (
     Metric("p99_ms", "client p99 response time", percentiles, unit="ms", better="lower",
            groups=_LATENCY | _BAR, short="client p99 (ms)",
            samples=s.Samples(s.request_quantile(0.99)), source=_client_percentile),
+    # What the closed model's measure would have said; in a closed run p99_ms itself.
+    Metric("p99_uncorrected_ms", "client p99 from the actual send", percentiles, unit="ms",
+           better="lower", groups=_KEY | _COMPARED,
+           samples=s.Samples(s.request_quantile(0.99, corrected=False)),
+           source=_client_uncorrected),
     Metric("max_ms", "client max response time", locust_totals, unit="ms", better="lower",
            groups=_KEY, source=_LOCUST),
     Field("percentiles_from", "where p50/p95/p99 come from: requests.csv or locust_stats.csv",
@@ -197,6 +226,9 @@ FIELDS: tuple[Field, ...] = (
     # Busy cores are the cost of a request or the parallelism a fix gains: no direction.
     Metric("app_cpu_cores", "cores the app kept busy (mean)", app_numbers, groups=_KEY,
            source=f"{_CPU} / load duration"),
+    Metric("app_cpu_share_of_free", "share of the CPU left to the app that it used",
+           app_numbers, groups=_KEY, better="higher",
+           source=f"{_CPU} / (cores x load duration - Locust's CPU time)"),
     # Where the time goes: no per-second series, so reported but not bootstrapped.
     Metric("db_time_share", "share of request time in the DB", diagnosis_numbers,
            better="lower", groups=_KEY | _COMPARED,

@@ -22,6 +22,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from faults.symptom import finite
 
 from .evidence import PERCENTILE_COLUMNS, Evidence, counter_total, exact_quantiles
+from .latency import load_model, offered_rps, per_second_percentiles, request_latencies
 from .metrics import BAR_METRICS
 from .series import (
     LAG_METRIC,
@@ -84,8 +85,39 @@ def _save(fig: Figure, plots_dir: Path, name: str) -> Path:
 # --- one run --------------------------------------------------------------------------------
 
 
+_PERCENTILE_COLORS = {"p50": "#2471a3", "p95": "#d35400", "p99": "#7d3c98"}
+
+
+def _plot_open_latency(ev: Evidence, plots_dir: Path) -> Path | None:
+    """An open run: p50/p95/p99 of each second from the intended send time (solid)
+    and from the actual send (dashed), the same requests binned by intended time."""
+    corrected = per_second_percentiles(ev, corrected=True)
+    sent = per_second_percentiles(ev, corrected=False)
+    if corrected is None or sent is None:
+        return None
+    fig, (ax,) = _figure()
+    for col, color in _PERCENTILE_COLORS.items():
+        ax.plot(corrected["t"], corrected[col], "-", color=color,
+                label=f"{col} from the intended send time")  # fmt: skip
+        ax.plot(sent["t"], sent[col], "--", color=color, alpha=0.7,
+                label=f"{col} from the actual send (uncorrected)")  # fmt: skip
+    rate = offered_rps(ev.meta)
+    ax.set_title(f"{_label(ev)}: latency per second, open model at {rate:g} req/s (requests.csv)")
+    ax.set_xlabel("intended send time, since load start (s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, plots_dir, "latency.png")
+
+
 def plot_latency(ev: Evidence, plots_dir: Path) -> Path | None:
-    """p50/p95/p99 over time from Locust's history."""
+    """p50/p95/p99 over time: from Locust's history, or for an open run from
+    requests.csv, both from the intended send time and from the actual send."""
+    if load_model(ev.meta) == "open":
+        found = _plot_open_latency(ev, plots_dir)
+        if found is not None:
+            return found
     ps = per_second(ev)
     if ps is None or ps[["p50", "p95", "p99"]].notna().sum().sum() == 0:
         return None
@@ -93,7 +125,9 @@ def plot_latency(ev: Evidence, plots_dir: Path) -> Path | None:
     for col, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
         ax.plot(ps["t"], ps[col], style, label=col)
     kind = "10 s window" if ev.history_full else "cumulative since start"
-    ax.set_title(f"{_label(ev)}: response time percentiles (Locust, {kind})")
+    # An open run gets here only without requests.csv's intended times.
+    sent = ", from the actual send: uncorrected" if load_model(ev.meta) == "open" else ""
+    ax.set_title(f"{_label(ev)}: response time percentiles (Locust, {kind}{sent})")
     ax.set_xlabel("time since load start (s)")
     ax.set_ylabel("response time (ms)")
     ax.set_ylim(bottom=0)
@@ -622,13 +656,16 @@ _CDF_LEVELS = (*range(0, 100), 99.5, 99.9, 100)
 
 
 def _percentile_curve(ev: Evidence) -> tuple[list[float], list[float]] | None:
-    """(ms, percentile) points: exact from requests.csv, else Locust's rounded columns."""
-    if ev.requests is not None:
+    """(ms, percentile) points: exact from requests.csv (in an open run from the
+    intended send time, as the summary's percentiles), else Locust's rounded columns
+    (never for an open run: they are from the actual send)."""
+    latencies = request_latencies(ev)
+    if latencies is not None:
         levels = list(map(float, _CDF_LEVELS))
-        ms = exact_quantiles(ev.requests["ms"], [level / 100 for level in levels])
+        ms = exact_quantiles(latencies["ms"], [level / 100 for level in levels])
         return [max(x, 0.01) for x in ms], levels
     agg = ev.aggregated
-    if agg is None:
+    if agg is None or load_model(ev.meta) == "open":
         return None
     xs: list[float] = []
     ys: list[float] = []
@@ -664,7 +701,7 @@ def plot_latency_cdf(before: Evidence, after: Evidence, plots_dir: Path) -> Path
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_title("Latency distribution (all requests)")
+    ax.set_title("Latency distribution (all requests; an open run's from the intended send)")
     ax.set_xlabel("response time (ms, log scale)")
     ax.set_ylabel("percentile (%)")
     ax.set_ylim(0, 101)
@@ -748,8 +785,9 @@ def plot_compare_rss(before: Evidence, after: Evidence, plots_dir: Path) -> Path
 def plot_compare_latency_over_time(
     before: Evidence, after: Evidence, plots_dir: Path
 ) -> Path | None:
-    """p50 and p95 over time of both runs."""
-    series = [(name, ev, per_second(ev)) for name, ev in _pairs(before, after)]
+    """p50 and p95 over time of both runs: Locust's history, or an open run's
+    requests.csv from the intended send time (what its summary reports)."""
+    series = [(name, ev, _latency_over_time(ev)) for name, ev in _pairs(before, after)]
     if all(ps is None for _, _, ps in series):
         return None
     fig, (ax,) = _figure()
@@ -758,13 +796,19 @@ def plot_compare_latency_over_time(
             continue
         ax.plot(ps["t"], ps["p95"], color=_COLORS[name], label=f"{name} p95")
         ax.plot(ps["t"], ps["p50"], color=_COLORS[name], linestyle=":", label=f"{name} p50")
-    ax.set_title("Response time over time (Locust)")
+    ax.set_title("Response time over time (Locust; an open run's from the intended send)")
     ax.set_xlabel("time since load start (s)")
     ax.set_ylabel("response time (ms)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, plots_dir, "latency_compare.png")
+
+
+def _latency_over_time(ev: Evidence) -> pd.DataFrame | None:
+    if load_model(ev.meta) == "open":
+        return per_second_percentiles(ev, corrected=True)
+    return per_second(ev)
 
 
 def compare_plots(

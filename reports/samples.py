@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from .evidence import Evidence
+from .latency import request_latencies
 from .series import (
     LAG_METRIC,
     SERVER_DURATION_METRIC,
@@ -59,19 +60,22 @@ class Samples:
     compare: Literal["ratio", "difference"] = "ratio"
 
 
-def request_quantile(q: float) -> Callable[[Evidence], Pieces | None]:
-    """requests.csv's requests, each in the second it started in: the exact percentile
-    of every request of the drawn seconds (the client's time, as the summary's
-    `p50_ms`/`p95_ms`/`p99_ms`). None without requests.csv: Locust's CSVs have no
-    per-request times, so a bootstrap of their percentile is not possible."""
+def request_quantile(q: float, *, corrected: bool = True) -> Callable[[Evidence], Pieces | None]:
+    """requests.csv's requests, each in the second its latency runs from (it started
+    in; in an open run, its intended send time): the exact percentile of every
+    request of the drawn seconds (the client's latency, as the summary's
+    `p50_ms`/`p95_ms`/`p99_ms`, or with `corrected=False` from the actual send, as
+    `p99_uncorrected_ms`: reports/latency.py). None without requests.csv: Locust's
+    CSVs have no per-request times, so a bootstrap of their percentile is not
+    possible."""
 
     def of(ev: Evidence) -> Pieces | None:
-        frame = ev.requests
+        frame = request_latencies(ev, corrected=corrected)
         if frame is None:
             return None
-        start = frame["start"].to_numpy(dtype=float)
-        origin = ev.load_start_ts if ev.load_start_ts is not None else float(start.min())
-        second = np.floor(start - origin).astype(np.int64)
+        at = frame["at"].to_numpy(dtype=float)
+        origin = ev.load_start_ts if ev.load_start_ts is not None else float(at.min())
+        second = np.floor(at - origin).astype(np.int64)
         # Every row the summary counts, in a piece of its own second; the empty
         # seconds between stay pieces, so a block is a span of time.
         second -= second.min()

@@ -34,7 +34,16 @@ __all__ = [
 ]
 
 MB = 1024 * 1024  # RSS is reported in MiB, written "MB"
+# The RSS fit leaves out the warm-up: the first quarter of the load window, and at
+# least its first WARMUP_MIN_S, in which a worker settles (lazy imports, the
+# allocator's arenas, connection pools, a bounded cache filling: ~2 MB in its first
+# 5-6 s here, then flat). A settling that ends at a time, not a request count, made
+# a short or slow run's slope per request look like a leak (5.4 MB per 10k in a
+# 12 s run against 1.2 in a 30 s one). Never more than half the window, so a short
+# run still has points to fit.
 WARMUP_FRACTION = 0.25
+WARMUP_MIN_S = 6.0
+WARMUP_MAX_FRACTION = 0.5
 MIN_SLOPE_POINTS = 4
 REQUESTS_METRIC = "http_requests_total"
 SERVER_DURATION_METRIC = "http_request_duration_seconds_bucket"
@@ -130,7 +139,7 @@ class RssFit:
 
 
 def rss_fit(ev: Evidence) -> RssFit | None:
-    """RSS (MB) vs cumulative requests, fitted after the first 25% of the load window."""
+    """RSS (MB) vs cumulative requests, fitted after the warm-up (see WARMUP_MIN_S)."""
     rss = counter_total(ev, "lab_app_rss_bytes")
     if rss is None:
         return None
@@ -139,7 +148,8 @@ def rss_fit(ev: Evidence) -> RssFit | None:
     points["requests"] = found[0] if found is not None else np.nan
     duration = ev.duration_s
     span = duration if duration is not None else float(points["t"].max())
-    points["fitted"] = points["t"] >= WARMUP_FRACTION * span
+    warmup = min(max(WARMUP_FRACTION * span, WARMUP_MIN_S), WARMUP_MAX_FRACTION * span)
+    points["fitted"] = points["t"] >= warmup
     fit = RssFit(points=points, slope_mb_per_request=None, intercept_mb=None, source=None)
     if found is None:
         return fit

@@ -17,6 +17,7 @@ import pandas as pd
 from faults.symptom import evaluate_symptom, finite
 
 from .evidence import Evidence, counter_increase, counter_total, exact_quantiles
+from .latency import late_sends, load_model, offered_rps, request_latencies
 from .samples import loop_lag_p99, server_p95_bucket
 from .series import (
     LAG_METRIC,
@@ -33,6 +34,7 @@ __all__ = [
     "diagnosis_numbers",
     "etl_numbers",
     "final_notes",
+    "load_fields",
     "locust_totals",
     "meta_fields",
     "percentiles",
@@ -110,31 +112,80 @@ def _route_rows(ev: Evidence) -> dict[str, pd.Series]:
     }
 
 
+def load_fields(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
+    """The load model (meta.json `load.rate`, reports/latency.py) and, for an open
+    run, whether it sent what it offered."""
+    out["load_model"] = load_model(ev.meta)
+    rate = out["offered_rps"] = offered_rps(ev.meta)
+    if rate is None:
+        return
+    duration, achieved = out.get("duration_s"), out.get("rps")
+    # The window's ends are known to about a second (the load's start and end
+    # stamps against the first and last sends, the requests still in flight at
+    # the end): a shortfall within one second's worth of requests is not one.
+    if duration and achieved is not None and achieved * duration < rate * (duration - 1.0):
+        notes.append(
+            f"open model: {achieved:.4g} req/s achieved of the {rate:g} offered "
+            f"({achieved / rate:.0%}): the generator could not send at the offered rate, "
+            "so the app saw a lighter load than the one asked for, and the about "
+            f"{(rate - achieved) * duration:,.0f} requests the schedule meant to send but "
+            "never sent are in no percentile"
+        )
+    late = late_sends(ev)
+    if late is not None and late[0]:
+        count, known, longest = late
+        notes.append(
+            f"open model: {count:,} of {known:,} requests ({count / known:.1%}) were sent "
+            f"more than one schedule interval ({1000 / rate:.3g} ms) after their intended "
+            f"time, the longest {longest:.3g} s late: the generator fell behind its "
+            "schedule then, and their latency counts that wait"
+        )
+
+
 def percentiles(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
-    """p50/p95/p99, overall and per route, from one source, recorded in `percentiles_from`.
+    """p50/p95/p99, overall and per route, from one source, recorded in
+    `percentiles_from`; and `p99_uncorrected_ms`.
 
     requests.csv (one row per request) when the run has it: exact, with Locust's
     definition (the smallest time at or above which that share of requests
     falls). Else locust_stats.csv, whose buckets round to 1 ms below 100 ms and
     10 ms below 1 s: noise when one fast route divides another.
+
+    In an open run p50/p95/p99 run from each request's intended send time
+    (reports/latency.py); Locust's CSVs know only the time from the actual send,
+    so without requests.csv's intended times they stay None. `p99_uncorrected_ms`
+    is the p99 from the actual send in every run: in a closed one, where nothing
+    is corrected, the same number as `p99_ms`.
     """
-    frame = ev.requests
+    frame, sent = request_latencies(ev), request_latencies(ev, corrected=False)
     agg = ev.aggregated
+    is_open = load_model(ev.meta) == "open"
     exact: dict[str, pd.Series] = {}
-    if frame is not None:
-        out.update(zip(_QUANTILES, _quantiles(frame["ms"]), strict=True))
-        exact = {str(name): group for name, group in frame.groupby("name")["ms"]}
+    if sent is not None:
         out["percentiles_from"] = "requests.csv"
+        out["p99_uncorrected_ms"] = _quantiles(sent["ms"])[-1]
+        if frame is not None:
+            out.update(zip(_QUANTILES, _quantiles(frame["ms"]), strict=True))
+            exact = {str(name): group for name, group in frame.groupby("name")["ms"]}
     elif agg is not None:
-        for key, column in _LOCUST_COLUMNS.items():
-            out[key] = finite(agg.get(column))
-        if out["p50_ms"] is None and out["requests"]:
-            out["p50_ms"] = finite(agg.get("Median Response Time"))
         out["percentiles_from"] = "locust_stats.csv"
+        out["p99_uncorrected_ms"] = finite(agg.get(_LOCUST_COLUMNS["p99_ms"]))
+        if not is_open:
+            for key, column in _LOCUST_COLUMNS.items():
+                out[key] = finite(agg.get(column))
+            if out["p50_ms"] is None and out["requests"]:
+                out["p50_ms"] = finite(agg.get("Median Response Time"))
+    if is_open and frame is None and out["percentiles_from"] is not None:
+        notes.append(
+            "open model without intended send times in requests.csv: p50/p95/p99 from "
+            "the intended send time are unknown (p99_uncorrected_ms is from the actual send)"
+        )
     rows = _route_rows(ev)
     for name, numbers in (out.get("routes") or {}).items():
         if name in exact:
             numbers.update(zip(_QUANTILES, _quantiles(exact[name]), strict=True))
+        elif is_open:  # Locust's numbers are from the actual send: not these
+            numbers.update(dict.fromkeys(_QUANTILES))
         else:  # a route requests.csv missed (a torn file) keeps Locust's rounded numbers
             numbers.update({key: _cell(rows[name], col) for key, col in _LOCUST_COLUMNS.items()})
 
@@ -201,6 +252,17 @@ def app_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     out["app_cpu_ms_per_request"] = _div(None if cpu is None else cpu * 1000, out["requests"])
     # Cores the app kept busy on average: one process of Python cannot go past 1.
     out["app_cpu_cores"] = _div(cpu, out.get("duration_s"))
+    # The share of the CPU the box left the app (its cores minus the load
+    # generator's CPU) that the app kept busy: "does it use the cores it has".
+    machine = ev.meta.get("machine")
+    cores = machine.get("cpus") if isinstance(machine, dict) else None
+    duration, locust = out.get("duration_s"), out["locust_cpu_seconds"]
+    free = (
+        cores * duration - locust
+        if isinstance(cores, int) and duration is not None and locust is not None
+        else None
+    )
+    out["app_cpu_share_of_free"] = _div(cpu, free)
 
 
 def _server_p95(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:

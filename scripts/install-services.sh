@@ -2,14 +2,18 @@
 # Installs the native binaries of the lab's services on Debian/Ubuntu:
 # PostgreSQL, Redis, Prometheus and wrk from apt; the Toxiproxy server (a Go
 # program, packaged by neither Debian nor PyPI) with `go install` at a pinned
-# version, into .lab/bin/toxiproxy-server. Idempotent.
+# version, into .lab/bin/toxiproxy-server; vegeta (the open-model load tool
+# that tests/integration/test_open_model.py holds the lab's open model
+# against) the same way, into .lab/bin/vegeta. Idempotent.
 set -euo pipefail
 TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.12.0}"
+VEGETA_VERSION="${VEGETA_VERSION:-v12.13.0}"
 BIN_DIR="${LAB_HOME:-.lab}/bin"
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "This installer knows Debian/Ubuntu (apt-get). Elsewhere install PostgreSQL 15+, Redis, Prometheus and wrk" >&2
-  echo "with your package manager, and Toxiproxy with: GOBIN=$BIN_DIR go install github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" >&2
+  echo "with your package manager, Toxiproxy with: GOBIN=$BIN_DIR go install github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" >&2
+  echo "and vegeta with: GOBIN=$BIN_DIR go install github.com/tsenart/vegeta/v12@$VEGETA_VERSION" >&2
   exit 1
 fi
 SUDO=""
@@ -27,17 +31,29 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 mkdir -p "$BIN_DIR"
-# `go install` embeds no version in the binary: a stamp file records it.
-if [ ! -x "$BIN_DIR/toxiproxy-server" ] || [ "$(cat "$BIN_DIR/toxiproxy-server.version" 2>/dev/null)" != "$TOXIPROXY_VERSION" ]; then
+
+# go_install NAME MODULE VERSION BUILT: `go install MODULE@VERSION` into $BIN_DIR/NAME,
+# unless that version is there already. `go install` embeds no version in the binary:
+# a stamp file (NAME.version) records it. BUILT is the name go gives the binary.
+go_install() {
+  local name=$1 module=$2 version=$3 built=$4
+  if [ -x "$BIN_DIR/$name" ] && [ "$(cat "$BIN_DIR/$name.version" 2>/dev/null)" = "$version" ]; then
+    return
+  fi
   if ! command -v go >/dev/null 2>&1; then
-    echo "Toxiproxy needs Go 1.22+ to build: install it (apt-get install golang-go, or from go.dev), then rerun 'make services'" >&2
+    echo "$name needs Go 1.22+ to build: install it (apt-get install golang-go, or from go.dev), then rerun 'make services'" >&2
     exit 1
   fi
-  echo "go install toxiproxy server $TOXIPROXY_VERSION"
+  echo "go install $name $version"
+  local tmp
   tmp=$(mktemp -d)
-  GOBIN="$tmp" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
-  mv "$tmp/server" "$BIN_DIR/toxiproxy-server"
-  echo "$TOXIPROXY_VERSION" > "$BIN_DIR/toxiproxy-server.version"
+  GOBIN="$tmp" go install "$module@$version"
+  mv "$tmp/$built" "$BIN_DIR/$name"
+  echo "$version" > "$BIN_DIR/$name.version"
   rm -rf "$tmp"
-fi
-echo "services installed: postgres $(pg_config --version | awk '{print $2}'), redis $(redis-server --version | awk "{print \$3}" | cut -d= -f2), prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), toxiproxy $(cat "$BIN_DIR/toxiproxy-server.version")"
+}
+
+go_install toxiproxy-server github.com/Shopify/toxiproxy/v2/cmd/server "$TOXIPROXY_VERSION" server
+# vegeta: the independent open-model load tool the lab's own open model is checked against.
+go_install vegeta github.com/tsenart/vegeta/v12 "$VEGETA_VERSION" vegeta
+echo "services installed: postgres $(pg_config --version | awk '{print $2}'), redis $(redis-server --version | awk "{print \$3}" | cut -d= -f2), prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), toxiproxy $(cat "$BIN_DIR/toxiproxy-server.version"), vegeta $(cat "$BIN_DIR/vegeta.version")"

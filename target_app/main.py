@@ -26,6 +26,7 @@ from target_app.api.routes import (
     imports,
     lab_admin,
     orders,
+    pricing,
     products,
     quotes,
     recommendations,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(uploads.router)
     app.include_router(etl.router)
+    app.include_router(pricing.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

@@ -5,7 +5,7 @@ request and the benchmark holds it to >= 95% of the bare app's throughput.
 
 The request's `RequestTiming` lives in a contextvar. Sync routes run in the
 threadpool with a copy of the context, and the object is shared (not copied),
-so SQLAlchemy's cursor hooks in a worker thread add to the right request.
+so the DB hooks (target_app/db.py), run in a worker thread, add to the right request.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,9 +32,11 @@ __all__ = [
     "JsonFormatter",
     "MetricsMiddleware",
     "RequestTiming",
+    "UpstreamCall",
     "configure_logging",
     "current_timing",
     "event_loop_lag_monitor",
+    "measure_upstream",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -68,6 +70,39 @@ _timing: ContextVar[RequestTiming | None] = ContextVar("request_timing", default
 
 def current_timing() -> RequestTiming | None:
     return _timing.get()
+
+
+@dataclass
+class UpstreamCall:
+    """One measured call to a dependency; its caller says how it ended.
+
+    `outcome` is the `outcome` label of upstream_request_duration_seconds:
+    "ok", "http_<status>", the transport error's class name, or whatever the
+    caller calls a call that raised before any answer ("error" by default).
+    """
+
+    outcome: str = "error"
+
+
+@contextlib.contextmanager
+def measure_upstream(dependency: str) -> Iterator[UpstreamCall]:
+    """Time the `with` block as one call to `dependency`, however it ends.
+
+    The time goes to upstream_request_duration_seconds{dependency, outcome}
+    and to the request's `upstream` share (Server-Timing, the slow-request
+    log line). Every client of a third party measures its calls with this,
+    so that the dashboards' and reports' upstream numbers mean one thing.
+    """
+    call = UpstreamCall()
+    started = time.perf_counter()
+    try:
+        yield call
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.UPSTREAM_REQUEST_DURATION.labels(dependency, call.outcome).observe(elapsed)
+        timing = _timing.get()
+        if timing is not None:
+            timing.upstream_seconds += elapsed
 
 
 class JsonFormatter(logging.Formatter):

@@ -47,7 +47,14 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["STEPS", "StepNumbers", "markdown", "measure", "rows_digest", "run_step"]
+from lab.measurements import DEFAULT_FILE, MeasurementFile, StepsMeasurement, machine_now
+
+__all__ = [
+    "SLUG", "STEPS", "StepNumbers", "bench_part", "markdown", "measure", "part_markdown",
+    "rows_digest", "run_step",
+]  # fmt: skip
+
+SLUG = "heavy-json"
 
 MB = 1024 * 1024
 
@@ -319,6 +326,31 @@ def markdown(results: list[StepNumbers]) -> list[str]:
             f"| x{ratio:.3g} |"
         )
     return lines
+
+
+def bench_part(
+    where: Path, rows: int = 250_000, committed: Path | None = DEFAULT_FILE
+) -> dict[str, Any]:
+    """`lab bench`'s heavy-json-steps part: every step measured, as bench.json holds it
+    (the scenario page reads it from there), and recorded in the committed file."""
+    results = measure(rows)
+    measured = StepsMeasurement(
+        slug=SLUG,
+        rows=rows,
+        steps=tuple({**asdict(r), "label": STEPS[r.step]} for r in results),
+        provenance=machine_now("bench (heavy-json steps)", str(where)),
+    )
+    if committed is not None:
+        stored = MeasurementFile.load(committed)
+        stored.steps[SLUG] = measured
+        stored.save()
+    return measured.as_dict()
+
+
+def part_markdown(part: dict[str, Any]) -> list[str]:
+    """bench.md's table of the part `bench_part` returned."""
+    return markdown([StepNumbers(**{k: v for k, v in step.items() if k != "label"})
+                     for step in part["steps"]])  # fmt: skip
 
 
 def _main(argv: list[str]) -> int:

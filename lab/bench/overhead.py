@@ -31,7 +31,7 @@ from lab.errors import LabError
 from lab.load import LoadConfig, LocustRun
 from lab.processes import free_port, tree_of
 
-__all__ = ["locust_totals", "markdown", "run", "wrk_rps"]
+__all__ = ["locust_totals", "markdown", "round_ratios", "run", "wrk_rps"]
 
 
 def locust_totals(run_dir: Path) -> dict[str, float]:
@@ -45,6 +45,15 @@ def locust_totals(run_dir: Path) -> dict[str, float]:
                     "failures": float(row["Failure Count"]),
                 }
     raise LabError(f"no Aggregated row in {run_dir / 'locust_stats.csv'}")
+
+
+def round_ratios(rounds_data: dict[str, list[dict[str, float]]]) -> list[float]:
+    """Instrumented/bare RPS of each round, whose two runs were back to back: their
+    spread shows how far the machine drifted, which the ratio of medians hides."""
+    return [
+        instrumented["rps"] / bare["rps"]
+        for instrumented, bare in zip(rounds_data["instrumented"], rounds_data["bare"], strict=True)
+    ]
 
 
 def wrk_rps(output: str) -> float:
@@ -150,6 +159,7 @@ def run(
     }
     results["median"] = med
     results["throughput_ratio"] = med["instrumented"]["rps"] / med["bare"]["rps"]
+    results["round_ratios"] = round_ratios(rounds_data)
     results["p99_ratio"] = med["instrumented"]["p99_ms"] / max(med["bare"]["p99_ms"], 1e-9)
     results["cpu_per_request_ratio"] = (
         med["instrumented"]["cpu_ms_per_request"] / med["bare"]["cpu_ms_per_request"]
@@ -184,9 +194,9 @@ def _print(results: dict[str, Any], console: Console) -> None:
         )
     console.print(table)
     console.print(
-        f"throughput ratio instrumented/bare: {results['throughput_ratio']:.3f} (target >= 0.95); "
-        f"p99 ratio: {results['p99_ratio']:.2f}; CPU per request ratio: "
-        f"{results['cpu_per_request_ratio']:.3f}"
+        f"throughput ratio instrumented/bare: {results['throughput_ratio']:.3f} (target >= 0.95; "
+        f"per round: {_rounds(results)}); p99 ratio: {results['p99_ratio']:.2f}; "
+        f"CPU per request ratio: {results['cpu_per_request_ratio']:.3f}"
     )
     wrk = results["wrk_healthz_rps"]
     locust_rps = results["locust_healthz"]["rps"]
@@ -194,6 +204,11 @@ def _print(results: dict[str, Any], console: Console) -> None:
         f"load driver on /healthz: Locust {locust_rps:.0f} RPS, "
         + (f"wrk {wrk:.0f} RPS (ratio {locust_rps / wrk:.2f})" if wrk else "wrk not installed")
     )
+
+
+def _rounds(results: dict[str, Any]) -> str:
+    # A bench.json written before the per-round ratios were kept has none.
+    return ", ".join(f"{r:.3f}" for r in results.get("round_ratios", [])) or "n/a"
 
 
 def markdown(results: dict[str, Any]) -> list[str]:
@@ -209,7 +224,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
             for n in ("bare", "instrumented")
         ),
         "",
-        f"throughput ratio: {results['throughput_ratio']:.3f}; "
-        f"p99 ratio: {results['p99_ratio']:.2f}",
+        f"throughput ratio: {results['throughput_ratio']:.3f} (per round: {_rounds(results)}); "
+        f"p99 ratio: {results['p99_ratio']:.2f}; "
+        f"CPU per request ratio: {results['cpu_per_request_ratio']:.3f}",
         f"Locust /healthz: {locust_rps:.0f} RPS; wrk /healthz: {wrk or 'n/a'}",
     ]

@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import faults
-from lab.bench import capacity, catalogue, overhead
+from lab.bench import capacity, catalogue, heavy_json_steps, overhead
 from lab.errors import LabError
 
 __all__ = ["PARTS", "run"]
 
-PARTS = ("catalogue", "capacity", "overhead")
+PARTS = ("catalogue", "capacity", "overhead", "heavy-json-steps")
 
 
 def _machine() -> dict[str, Any]:
@@ -69,12 +69,20 @@ def run(
             if interrupted:  # the scenarios measured so far still make their rows
                 raise KeyboardInterrupt
         if "capacity" in parts:
-            with console.status("capacity: the shop mix on one worker, then a worker per core"):
+            with console.status(
+                "capacity: the shop mix on one worker, then a worker per core; "
+                "Locust on /healthz as one process, then two"
+            ):
                 results["capacity"] = capacity.run(duration_s or 15.0, 64, out / "capacity")
         if "overhead" in parts:
             results["overhead"] = overhead.run(
                 duration_s or 10.0, users, rounds, out / "overhead", console
             )
+        if "heavy-json-steps" in parts:
+            with console.status("heavy-json step by step: each step in a fresh process"):
+                results["steps"] = {
+                    heavy_json_steps.SLUG: heavy_json_steps.bench_part(out / "bench.json")
+                }
     except KeyboardInterrupt:
         results["interrupted"] = True
         console.print("[yellow]interrupted: writing what was measured so far")
@@ -116,12 +124,16 @@ def _write(results: dict[str, Any], rows: list[catalogue.CatalogueRow] | None, o
     if "capacity" in results:
         lines += [
             "",
-            "## Capacity: the shop mix (wrk)",
+            "## Capacity: the shop mix (wrk), and the load generator's headroom (Locust)",
             "",
             *capacity.markdown(results["capacity"]),
         ]
     if "overhead" in results:
         lines += ["", "## Instrumentation overhead and load-driver headroom", "",
                   *overhead.markdown(results["overhead"])]  # fmt: skip
+    if "steps" in results:
+        steps = results["steps"][heavy_json_steps.SLUG]
+        lines += ["", "## heavy-json, one change at a time", "",
+                  *heavy_json_steps.part_markdown(steps)]  # fmt: skip
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))

@@ -13,9 +13,15 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 import faults
+from lab import measurements
 from lab.errors import LabError
+from lab.measurements import Pair, StepsMeasurement, fmt
+from lab.seed_questions import SEEDS
 
-__all__ = ["catalogue", "page_markdown", "run", "variant_diff", "write_handbook"]
+__all__ = [
+    "answers_markdown", "catalogue", "measured_markdown", "page_markdown", "run",
+    "variant_diff", "write_handbook",
+]  # fmt: skip
 
 
 def catalogue() -> list[dict[str, Any]]:
@@ -26,11 +32,29 @@ def catalogue() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def page_markdown(slug: str) -> str:
+def _scenario(slug: str) -> faults.Scenario[Any, Any]:
     try:
-        s = faults.get(slug)
+        return faults.get(slug)
     except faults.UnknownScenario as exc:
         raise LabError(str(exc)) from None
+
+
+def _measurement(s: faults.Scenario[Any, Any], runs: Path, committed: Path) -> Pair | None:
+    cited = measurements.cited_metrics(a.answer for a in s.answers)
+    return measurements.latest(s.slug, {*cited, s.symptom.metric}, runs, committed)
+
+
+def page_markdown(
+    slug: str, runs: Path = Path("runs"), committed: Path = measurements.DEFAULT_FILE
+) -> str:
+    """The scenario's page, its numbers from the latest measurement under `runs`
+    or in the committed measurement file, whichever is newer."""
+    s = _scenario(slug)
+    pair = _measurement(s, runs, committed)
+    return _page(s, pair, measurements.latest_steps(s.slug, runs, committed))
+
+
+def _page(s: faults.Scenario[Any, Any], pair: Pair | None, steps: StepsMeasurement | None) -> str:
     sym = s.symptom
     params = (
         "\n".join(
@@ -44,10 +68,12 @@ def page_markdown(slug: str) -> str:
     toggle = "" if s.kind == "deployment" else f", or `PUT /_lab/faults/{s.slug}`"
     return f"""# {s.slug}: {s.title}
 
-Seed questions: {", ".join(map(str, s.seeds))} - kind: {s.kind} - needs: {needs}
+Seed questions: {_seed_titles(s.seeds)} - kind: {s.kind} - needs: {needs}
 
 {s.summary}
 
+{measured_markdown(s, pair, steps)}
+{answers_markdown(s, pair)}
 ## Reproduce
 
 ```
@@ -73,6 +99,90 @@ Parameters (`lab run {s.slug} --param name=value`{toggle}):
 """
 
 
+def _seed_titles(seeds: tuple[int, ...]) -> str:
+    return ", ".join(f"{n} ({SEEDS[n].title})" if n in SEEDS else str(n) for n in seeds)
+
+
+def measured_markdown(
+    s: faults.Scenario[Any, Any], pair: Pair | None, steps: StepsMeasurement | None = None
+) -> str:
+    """The "Measured" block: the symptom faulty vs fixed vs its threshold, the client
+    p95 and throughput, and the line saying where, when and on what they were measured."""
+    sym = s.symptom
+    lines = ["## Measured", ""]
+    if pair is None:
+        lines += [
+            "Not measured yet: no run of this scenario under `runs/` "
+            "and none in docs/measurements.json. `make bench` (or "
+            f"`make fault={s.slug} compare`) measures it; `make handbook` then shows it here.",
+            "",
+        ]
+    else:
+        where = f" (route `{sym.route}`)" if sym.route else ""
+        verdict = {True: "symptom present", False: "symptom absent", None: "not judged"}
+        # The predicate as the runs evaluated it (meta.json's), which a later change
+        # of the scenario's threshold does not rewrite.
+        measured = {**sym.as_dict(), **{k: v for k, v in pair.symptom.items() if v is not None}}
+        lines += [
+            "| | faulty | fixed | symptom when |",
+            "|---|---|---|---|",
+            f"| symptom: `{measured['metric']}`{where} | {fmt(pair.symptom.get('faulty_value'))} "
+            f"({verdict[pair.symptom.get('faulty_present')]}) "
+            f"| {fmt(pair.symptom.get('fixed_value'))} "
+            f"({verdict[pair.symptom.get('fixed_present')]}) "
+            f"| `{measured['op']} {float(measured['threshold']):g}` |",
+            f"| client p95 (ms) | {fmt(pair.faulty.get('p95_ms'))} "
+            f"| {fmt(pair.fixed.get('p95_ms'))} | |",
+            f"| throughput (req/s) | {fmt(pair.faulty.get('rps'))} "
+            f"| {fmt(pair.fixed.get('rps'))} | |",
+            "",
+            ("Measured as a pair: both variants back to back, under the same load."
+             if pair.together else "Two runs found on their own, not measured as a pair."),
+            "",
+            pair.provenance.line(),
+            "",
+        ]  # fmt: skip
+    if steps is not None:
+        lines += [*_steps_markdown(steps), ""]
+    return "\n".join(lines)
+
+
+def _steps_markdown(steps: StepsMeasurement) -> list[str]:
+    """A step-by-step bench (heavy-json's): one change per row, step 1 the baseline."""
+    rows = [dict(r) for r in steps.steps]
+    if not rows:
+        return []
+    base = rows[0].get("last_byte_s")
+    lines = [
+        f"### Step by step ({steps.rows:,} rows, each step in a fresh process)",
+        "",
+        "| step | last byte (s) | first byte (s) | CPU (s) | peak RSS growth (MB) "
+        "| on the wire (MB) | faster than step 1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        last = r.get("last_byte_s")
+        gain = fmt(base / last) if base and last else measurements.NOT_MEASURED
+        wire = r.get("wire_bytes")
+        lines.append(
+            f"| `{r.get('step')}`: {r.get('label', '')} | {fmt(last)} "
+            f"| {fmt(r.get('first_byte_s'))} | {fmt(r.get('cpu_s'))} "
+            f"| {fmt(r.get('peak_rss_growth_mb'))} "
+            f"| {fmt(wire / 2**20 if wire is not None else None)} | {gain}x |"
+        )
+    return [*lines, "", steps.provenance.line()]
+
+
+def answers_markdown(s: faults.Scenario[Any, Any], pair: Pair | None) -> str:
+    """The seed questions and their follow-ups, answered; numbers from `pair`."""
+    if not s.answers:
+        return ""
+    lines = ["## The questions, answered", ""]
+    for answer in s.answers:
+        lines += [f"### {answer.question}", "", measurements.render(answer.answer, pair), ""]
+    return "\n".join(lines)
+
+
 def variant_diff(scenario: faults.Scenario[Any, Any]) -> str:
     """The faulty implementation against the fixed one, as the scenario module has them."""
     try:
@@ -87,25 +197,30 @@ def variant_diff(scenario: faults.Scenario[Any, Any]) -> str:
     return "\n".join(diff)
 
 
-def write_handbook(out: Path) -> list[Path]:
-    """Every scenario's page as docs/scenarios/<slug>.md, and an index."""
+def write_handbook(
+    out: Path, runs: Path = Path("runs"), committed: Path = measurements.DEFAULT_FILE
+) -> list[Path]:
+    """Every scenario's page as docs/scenarios/<slug>.md, and an index saying which
+    were measured, when and by what."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for scenario in faults.all_scenarios():
-        path = out / f"{scenario.slug}.md"
-        path.write_text(page_markdown(scenario.slug))
-        written.append(path)
     index = [
         "# Scenario handbook",
         "",
-        "| slug | seeds | kind | needs | title |",
-        "|---|---|---|---|---|",
+        "| slug | seeds | kind | needs | title | measured |",
+        "|---|---|---|---|---|---|",
     ]
-    index += [
-        f"| [{s.slug}]({s.slug}.md) | {', '.join(map(str, s.seeds))} | {s.kind} "
-        f"| {', '.join(s.requires) or '-'} | {s.title} |"
-        for s in faults.all_scenarios()
-    ]
+    for s in faults.all_scenarios():
+        pair = _measurement(s, runs, committed)
+        path = out / f"{s.slug}.md"
+        path.write_text(_page(s, pair, measurements.latest_steps(s.slug, runs, committed)))
+        written.append(path)
+        when = (f"{pair.provenance.measured_at[:10]} ({pair.provenance.source})" if pair
+                else measurements.NOT_MEASURED)  # fmt: skip
+        index.append(
+            f"| [{s.slug}]({s.slug}.md) | {', '.join(map(str, s.seeds))} | {s.kind} "
+            f"| {', '.join(s.requires) or '-'} | {s.title} | {when} |"
+        )
     (out / "README.md").write_text("\n".join(index) + "\n")
     return [out / "README.md", *written]
 
@@ -115,7 +230,15 @@ def run(slug: str | None = None, as_json: bool = False, console: Console | None 
     if slug:
         text = page_markdown(slug)
         if as_json:
-            text = json.dumps(faults.get(slug).describe(), indent=2)
+            scenario = _scenario(slug)
+            pair = _measurement(scenario, Path("runs"), measurements.DEFAULT_FILE)
+            steps = measurements.latest_steps(slug)
+            card = {
+                **scenario.describe(),
+                "measurement": pair.as_dict() if pair else None,
+                "steps": steps.as_dict() if steps else None,
+            }
+            text = json.dumps(card, indent=2)
             print(text)
         else:
             console.print(Markdown(text))

@@ -25,6 +25,8 @@ from typing import IO, Any
 
 from locust import FastHttpUser, constant, events, task
 
+from loadtests.request_log import process_log_path
+
 __all__ = ["CHECKOUT_COLUMNS", "USERS", "Customer"]
 
 ORDERS = max(int(os.environ.get("LAB_SEED_ROWS", "10000")) // 5, 10)
@@ -39,13 +41,23 @@ class _CheckoutLog:
         self._file: IO[str] | None = None
         self._writer: Any = None
         request_log = os.environ.get("LAB_REQUEST_LOG")
-        if request_log:
-            path = Path(request_log).with_name("checkouts.csv")
-            # Closed when Locust quits, not by a with-block.
-            self._file = path.open("w", newline="", buffering=1)
-            self._writer = csv.writer(self._file)
-            self._writer.writerow(CHECKOUT_COLUMNS)
-            events.quit.add_listener(self.close)
+        self._path = Path(request_log).with_name("checkouts.csv") if request_log else None
+        if self._path is not None:
+            # Opened at Locust's init, not at import: with --processes the workers are
+            # forked after the import, and each must write a file of its own (a part,
+            # merged into checkouts.csv after the run like requests.csv).
+            events.init.add_listener(self.open)
+
+    def open(self, runner: Any = None, **_: Any) -> None:
+        assert self._path is not None
+        where = process_log_path(self._path, runner)
+        if where is None:
+            return  # the master sends nothing
+        # Closed when Locust quits, not by a with-block.
+        self._file = where.open("w", newline="", buffering=1)
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(CHECKOUT_COLUMNS)
+        events.quit.add_listener(self.close)
 
     def write(self, *row: object) -> None:
         if self._writer is not None:

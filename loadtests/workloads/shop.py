@@ -22,7 +22,8 @@ CATEGORIES = ["books", "garden", "kitchen", "toys", "audio", "sports", "tools", 
 
 class ShopBrowser(FastHttpUser):
     # No think time: closed-loop load that finds the app's capacity. Set
-    # LAB_WAIT (seconds) for a gentler, open-ish load.
+    # LAB_WAIT (seconds) for a gentler one, or LAB_RATE for the open model
+    # (loadtests/open_model.py), which paces every workload on its own.
     wait_time = constant(float(os.environ.get("LAB_WAIT", "0")))
 
     def on_start(self) -> None:

@@ -48,8 +48,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from target_app import metrics
-from target_app.observability import current_timing
+from target_app.observability import measure_upstream
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -149,12 +148,20 @@ class UpstreamClient:
         send: Callable[[], Awaitable[httpx.Response]],
         missing_ok: bool = False,
     ) -> Any:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            response = await send()
+        with measure_upstream(dependency) as call:
+            try:
+                response = await send()
+            except _RETRYABLE_TRANSPORT as exc:
+                call.outcome = type(exc).__name__
+                raise UpstreamRetryable(f"{dependency}: {exc!r}") from exc
+            except httpx.TransportError as exc:
+                call.outcome = type(exc).__name__
+                raise UpstreamError(f"{dependency}: {exc!r}") from exc
+            except BaseException:  # cancelled by a timeout policy
+                call.outcome = "cancelled"
+                raise
             code = response.status_code
-            outcome = "ok" if code < 400 else f"http_{code}"
+            call.outcome = "ok" if code < 400 else f"http_{code}"
             if code == 404 and missing_ok:
                 return None
             if code in RETRYABLE_STATUSES:
@@ -168,22 +175,6 @@ class UpstreamClient:
             if code >= 500:
                 raise UpstreamError(f"{dependency} answered {code}", code)
             return response.json()
-        except _RETRYABLE_TRANSPORT as exc:
-            outcome = type(exc).__name__
-            raise UpstreamRetryable(f"{dependency}: {exc!r}") from exc
-        except httpx.TransportError as exc:
-            outcome = type(exc).__name__
-            raise UpstreamError(f"{dependency}: {exc!r}") from exc
-        except BaseException:  # cancelled by a timeout policy
-            if outcome == "error":
-                outcome = "cancelled"
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics.UPSTREAM_REQUEST_DURATION.labels(dependency, outcome).observe(elapsed)
-            timing = current_timing()
-            if timing is not None:
-                timing.upstream_seconds += elapsed
 
     async def charge(self, order_id: int, amount: str, idempotency_key: str) -> Any:
         # The key in the body and in the header: every attempt of this charge,

@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("GET", "/catalog/bestsellers"): {200},
     ("GET", "/recommendations/{user_id}"): {200, 422},
     ("GET", "/quotes/{product_id}"): {200, 422},
+    ("GET", "/pricing/bands"): {200, 404, 422},
     ("GET", "/reports/sales"): {200},
     ("GET", "/export/orders"): {200},
     ("POST", "/imports/products"): {201, 422},

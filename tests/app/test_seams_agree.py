@@ -53,6 +53,7 @@ SAME_DATA = {
     "no-cache": "GET /catalog/bestsellers",
     "offset-pagination": "GET /products/pages",
     "orm-overhead": "GET /reports/sales",
+    "performance-testing": "GET /pricing/bands",  # tests/app/test_pricing.py
     "pool-exhaustion": "GET /orders/{order_id}/invoice",
     "row-by-row-insert": "POST /imports/products",
     "slicer": "GET /products",

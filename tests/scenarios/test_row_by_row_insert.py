@@ -1,7 +1,9 @@
 """row-by-row-insert: commit per row vs validate-then-COPY, with the bad rows reported.
 
-What was imported is counted in PostgreSQL after each run (SQL), not by the
-app's counter that the seams increment.
+The symptom is the client's count of completed 5,000-row batches per second
+(Locust); what was
+imported is counted in PostgreSQL after each run (SQL), per second of load, not
+by the app's counter that the seams increment.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.service
 SLUG = "row-by-row-insert"
 BATCH = 5_000  # loadtests/workloads/imports.py: rows per request, 3 of them bad
 FIRST_BAD = BATCH - 50  # the faulty import stops there: the rows before it are in
+ROWS_PER_SECOND = 50_000 / 60  # faults/row_by_row_insert.py: 50,000 rows within a minute
 
 
 def _direct_url() -> str:
@@ -66,13 +69,23 @@ def test_row_by_row_insert_batched_copy_keeps_good_rows(
     assert f_sym["present"] is True, f"faulty {SLUG} did not show its symptom: {f_sym}"
     assert x_sym["present"] is False, f"fixed {SLUG} still shows the symptom: {x_sym}"
 
-    # Rows per second as the database saw them: the same 12 s of load, so the rows
-    # each variant left in the table. The fix is at least 20x the throughput.
-    assert faulty_rows > 0
-    assert fixed_rows >= 20 * faulty_rows, (faulty_rows, fixed_rows)
+    # Rows per second of load as the database saw them (each variant starts from
+    # the seeded table, so the rows it left there), against the scenario's
+    # requirement of 50,000 rows within a minute.
+    faulty_rate, fixed_rate = (
+        rows / run["duration_s"] for rows, run in ((faulty_rows, faulty), (fixed_rows, fixed))
+    )
+    print(
+        f"\nrows per second of load, counted in PostgreSQL: {faulty_rate:,.0f} | "
+        f"{fixed_rate:,.0f} (requirement {ROWS_PER_SECOND:,.0f}); batches completed per "
+        f"second {f_sym['value']:.3f} | {x_sym['value']:.3f} (threshold {f_sym['threshold']:.3f})"
+    )
+    assert 0 < faulty_rate < ROWS_PER_SECOND
+    assert fixed_rate >= ROWS_PER_SECOND
     # The faulty import stops at the first bad row (422): every batch it finished left
     # exactly the rows before it; the one in flight at the stop, fewer.
-    assert faulty["error_rate"] == 1.0
+    # (On a slow machine no batch may be answered within the run: no error rate.)
+    assert faulty["requests"] == 0 or faulty["error_rate"] == 1.0
     assert faulty["requests"] * FIRST_BAD <= faulty_rows <= (faulty["requests"] + 1) * FIRST_BAD
     # The fixed one keeps every good row of every batch, answers 201 and reports the 3
     # bad rows of each (one user: at most one batch more was served than Locust recorded).

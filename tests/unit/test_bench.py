@@ -58,10 +58,26 @@ def test_targets_are_judged_and_unmeasured_ones_said_so() -> None:
             faulty_p95_ms=5200,
             fixed_p95_ms=2000,
         ),
-        CatalogueRow("row-by-row-insert", "work_items_per_second", "<", skipped="needs postgres"),
+        CatalogueRow("row-by-row-insert", "rps", "<", skipped="needs postgres"),
     ]
     met = {c["scenario"]: c["met"] for c in check_targets(rows)}
     assert met == {"offset-pagination": True, "heavy-json": False, "row-by-row-insert": None}
     table = "\n".join(markdown(rows, check_targets(rows)))
     assert "skipped: needs postgres" in table
     assert "| offset-pagination | `p50_ms` | 30 | 1.1 | x27.3 |" in table
+
+
+def test_the_heavy_json_steps_are_a_bench_part_with_their_own_table() -> None:
+    from lab.bench.heavy_json_steps import STEPS, part_markdown
+    from lab.commands.bench import PARTS
+
+    assert "heavy-json-steps" in PARTS
+    step = {
+        "step": "validated_json", "rows": 10, "first_byte_s": 2.0, "last_byte_s": 4.0,
+        "cpu_s": 1.0, "peak_rss_growth_mb": 100.0, "wire_bytes": 2**20, "body_bytes": 2**20,
+        "content_type": "application/json", "content_encoding": None, "rows_sha256": "x",
+        "label": STEPS["validated_json"],
+    }  # fmt: skip
+    table = "\n".join(part_markdown({"steps": [step, {**step, "step": "ndjson",
+                                                       "last_byte_s": 0.5}]}))  # fmt: skip
+    assert "| validated_json |" in table and "| x8 |" in table

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +19,16 @@ from lab.runner import RunOptions, RunResult
 
 pytestmark = pytest.mark.unit
 
+REPO = Path(__file__).resolve().parents[2]
 # What `make load` / `make compare` pass (Makefile's RUN_FLAGS), with every value set.
+MAKE_VARIABLES = ["duration=20s", "users=30", "workers=2", "profile=memray", "shape=step",
+                  "out=somewhere", "workload=mixed", "rate=200", "load_processes=2"]  # fmt: skip
 MAKE_FLAGS = ["--duration", "20s", "--users", "30", "--workers", "2", "--profile", "memray",
-              "--shape", "step", "--out", "somewhere", "--workload", "mixed"]  # fmt: skip
+              "--shape", "step", "--out", "somewhere", "--workload", "mixed",
+              "--rate", "200", "--load-processes", "2"]  # fmt: skip
 EXPECTED = RunOptions(
     slug="memory-leak", duration_s=20.0, users=30, workers=2, profile="memray", shape="step",
-    out=Path("somewhere"), workload="mixed",
+    out=Path("somewhere"), workload="mixed", rate=200.0, load_processes=2,
 )  # fmt: skip
 
 
@@ -55,7 +62,29 @@ def test_the_flags_keep_their_names_and_defaults() -> None:
     assert flags["param"][0] == ["--param"]
     assert flags["rows"] == (["--rows"], 10_000)
     assert flags["workload"] == (["--workload"], None)
+    assert flags["rate"] == (["--rate"], None)
+    assert flags["load_processes"] == (["--load-processes"], 1)
     assert flags["fixed"] == (["--fixed"], False)
+
+
+def test_no_new_flag_leaves_the_closed_model_on_one_process() -> None:
+    options = cli.RunFlags().options("memory-leak")
+    assert (options.rate, options.load_processes) == (None, 1)
+
+
+@pytest.mark.parametrize("target", ["load", "compare"])
+def test_the_makefile_passes_every_variable_as_its_flag(target: str) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run(
+        ["make", "-n", "fault=memory-leak", *MAKE_VARIABLES, target],
+        cwd=REPO, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    line = next(x for x in done.stdout.splitlines() if x.startswith(".venv/bin/lab "))
+    words = shlex.split(line)
+    assert words[1:3] == (["run", "memory-leak"] if target == "load" else ["prove", "memory-leak"])
+    passed = dict(zip(words[3::2], words[4::2], strict=True))
+    assert passed == dict(zip(MAKE_FLAGS[::2], MAKE_FLAGS[1::2], strict=True))
 
 
 def test_make_load_flags_reach_the_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -52,15 +52,21 @@ def _scenario_rows(t: int) -> list[list[object]]:
 
 @pytest.fixture
 def rich_run(tmp_path: Path) -> Path:
-    """A run dir in which every field of the summary has something to be computed from."""
+    """A run dir in which every field of the summary has something to be computed from:
+    an open-model run (meta.json load.rate), so that `offered_rps` has a value, whose
+    requests are sent 0 to 6 ms after their intended time."""
     run = make_run(tmp_path, "rich", slope_mb_per_10k=2.0, variant="faulty")
     _set_load_end(run, SECONDS)
+    meta = json.loads((run / "meta.json").read_text())
+    meta["load"].update(rate=100.0, load_processes=1)
+    (run / "meta.json").write_text(json.dumps(meta))
     _append_metrics(
         run, [row for t in range(-3, SECONDS + 1) for row in _signal_rows(t) + _scenario_rows(t)]
     )
-    requests = [[T0 + i / 100, "GET /products", 1.0 + (i * 37) % 200 / 10, 512, 1]
+    requests = [[f"{T0 + i / 100 + i % 7 / 1000:.4f}", "GET /products",
+                 1.0 + (i * 37) % 200 / 10, 512, 1, f"{T0 + i / 100:.4f}"]
                 for i in range(SECONDS * 100)]  # fmt: skip
-    _write_csv(run / "requests.csv", ["start", "name", "ms", "bytes", "ok"], requests)
+    _write_csv(run / "requests.csv", ["start", "name", "ms", "bytes", "ok", "intended"], requests)
     return run
 
 
@@ -126,8 +132,8 @@ def test_every_declared_sampler_gives_samples(rich_run: Path) -> None:
 # run (every piece once) they give that number, so the comparison's point is the
 # summary's ratio without any scaling. rps, error rate and CPU per request take their
 # level from Locust's totals and their spread from its history (see bootstrap_ratio).
-EXACT = ("p50_ms", "p95_ms", "p99_ms", "event_loop_lag_p99_ms", "server_p95_ms",
-         "rss_slope_mb_per_10k_requests")  # fmt: skip
+EXACT = ("p50_ms", "p95_ms", "p99_ms", "p99_uncorrected_ms", "event_loop_lag_p99_ms",
+         "server_p95_ms", "rss_slope_mb_per_10k_requests")  # fmt: skip
 
 
 def test_the_pieces_of_the_whole_run_give_the_summarys_number(rich_run: Path) -> None:
@@ -161,11 +167,13 @@ def test_every_number_of_the_report_says_where_it_comes_from(rich_run: Path) -> 
     md = (rich_run / "report.md").read_text()
     assert "| metric | value | unit | source |" in md
     assert "client (Locust): requests.csv, every request, exact" in md
+    assert "requests.csv, every request, exact, from the intended send time (open model)" in md
 
 
 def test_summary_percentiles_and_the_cdf_are_one_computation(rich_run: Path) -> None:
     summary = summarize(rich_run)
     assert summary["percentiles_from"] == "requests.csv"
+    assert summary["p99_ms"] > summary["p99_uncorrected_ms"]  # the CDF is the corrected one
     curve = _percentile_curve(load_evidence(rich_run))
     assert curve is not None
     at = dict(zip(curve[1], curve[0], strict=True))

@@ -9,7 +9,6 @@ hangs costs a request 2 s at most, not a worker its connections.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,11 +16,10 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 
 from faults import blocking_call
-from target_app import metrics
 from target_app.api.deps import SeamsDep
 from target_app.api.errors import responses
 from target_app.api.params import UserId
-from target_app.observability import current_timing
+from target_app.observability import measure_upstream
 
 __all__ = ["MODEL_LIMITS", "MODEL_TIMEOUT", "router"]
 
@@ -77,25 +75,18 @@ async def recommendations(
     user_id: UserId, seams: SeamsDep, server: ModelServerDep
 ) -> dict[str, Any]:
     client = seams.pick(blocking_call.SCENARIO)
-    started = time.perf_counter()
-    outcome = "error"
-    try:
-        product_ids = await client.recommend(server, user_id)
-        outcome = "ok"
-    except httpx.TimeoutException as exc:
-        outcome = type(exc).__name__
-        raise HTTPException(
-            status.HTTP_504_GATEWAY_TIMEOUT, "the model server did not answer in time"
-        ) from exc
-    except httpx.HTTPError as exc:
-        outcome = type(exc).__name__
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, f"the model server failed: {type(exc).__name__}"
-        ) from exc
-    finally:
-        elapsed = time.perf_counter() - started
-        metrics.UPSTREAM_REQUEST_DURATION.labels(DEPENDENCY, outcome).observe(elapsed)
-        timing = current_timing()
-        if timing is not None:
-            timing.upstream_seconds += elapsed
+    with measure_upstream(DEPENDENCY) as call:
+        try:
+            product_ids = await client.recommend(server, user_id)
+        except httpx.TimeoutException as exc:
+            call.outcome = type(exc).__name__
+            raise HTTPException(
+                status.HTTP_504_GATEWAY_TIMEOUT, "the model server did not answer in time"
+            ) from exc
+        except httpx.HTTPError as exc:
+            call.outcome = type(exc).__name__
+            raise HTTPException(
+                status.HTTP_502_BAD_GATEWAY, f"the model server failed: {type(exc).__name__}"
+            ) from exc
+        call.outcome = "ok"
     return {"user_id": user_id, "product_ids": product_ids}

@@ -1,0 +1,433 @@
+"""The lab's latest measurement of a scenario, for its page: numbers, when, where, from what.
+
+A page cites numbers measured by the lab, never numbers typed into the scenario
+module. They come from the newest of:
+
+- a local faulty/fixed pair under the runs root (`runs/` by default): one that was
+  measured together (a `lab bench` catalogue pair in runs/bench/<time>/bench.json,
+  or a `lab prove` / `lab compare` pair named by a comparison.json) is preferred
+  over the latest faulty and the latest fixed run found on their own;
+- the committed measurement file, docs/measurements.json (`MeasurementFile`), which
+  `lab bench` updates with each pair it measured, so that a fresh clone's pages
+  show the numbers of the last bench run.
+
+Only what the pages cite is kept: the summary numbers the scenario's answers and
+its symptom name, and the client p95 and throughput. Reading never imports the
+app or `reports/` (`lab scenarios` stays fast and app-free).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_FILE",
+    "KINDS",
+    "NOT_MEASURED",
+    "MeasurementFile",
+    "Pair",
+    "Provenance",
+    "StepsMeasurement",
+    "cited_metrics",
+    "fmt",
+    "latest",
+    "latest_steps",
+    "machine_now",
+    "pair_from_run_dirs",
+    "placeholders",
+    "render",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_FILE = REPO / "docs" / "measurements.json"
+NOT_MEASURED = "(not measured yet)"
+KINDS = ("faulty", "fixed", "ratio")
+# Any `{word.word}`: a placeholder of an unknown kind is caught by the page test too.
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\.([A-Za-z0-9_]+)\}")
+_RENDERED = re.compile(_PLACEHOLDER.pattern + "(x?)")  # a ratio's "x" suffix, kept with it
+# Always shown in the "Measured" block, whatever the answers cite.
+BASE_METRICS = ("p95_ms", "rps")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a measurement came from."""
+
+    source: str  # "bench", "prove/compare" or "runs" (two runs found on their own)
+    where: str  # the run dir(s) or bench dir, relative to the repo when inside it
+    measured_at: str  # ISO 8601, UTC: when the (first) run started
+    hostname: str | None
+    cpus: int | None
+    git_commit: str | None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        cpus = data.get("cpus")
+        return cls(
+            source=str(data.get("source") or ""),
+            where=str(data.get("where") or ""),
+            measured_at=str(data.get("measured_at") or ""),
+            hostname=data.get("hostname"),
+            cpus=cpus if isinstance(cpus, int) else None,
+            git_commit=data.get("git_commit"),
+        )
+
+    def line(self) -> str:
+        commit = (self.git_commit or "unknown")[:10]
+        host = self.hostname or "unknown host"
+        cpus = f"{self.cpus} CPUs" if self.cpus else "CPUs unknown"
+        when = self.measured_at[:16].replace("T", " ")
+        return (
+            f"Source: {self.source}, {self.where}; measured {when} UTC "
+            f"on {host} ({cpus}), commit {commit}."
+        )
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One scenario's faulty and fixed numbers, measured on one machine."""
+
+    slug: str
+    faulty: Mapping[str, float]
+    fixed: Mapping[str, float]
+    symptom: Mapping[str, Any]  # metric, op, threshold, faulty/fixed value and present
+    provenance: Provenance
+    together: bool  # measured as a pair (bench, prove), not two unrelated runs
+
+    def value(self, kind: str, metric: str) -> float | None:
+        if kind == "ratio":
+            faulty, fixed = self.faulty.get(metric), self.fixed.get(metric)
+            if faulty is None or fixed is None or fixed == 0:
+                return None
+            return faulty / fixed
+        return (self.faulty if kind == "faulty" else self.fixed).get(metric)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "faulty": dict(self.faulty), "fixed": dict(self.fixed),
+            "symptom": dict(self.symptom), "together": self.together,
+            **asdict(self.provenance),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, slug: str, data: Mapping[str, Any]) -> Pair:
+        return cls(
+            slug=slug,
+            faulty=_numbers(data.get("faulty")),
+            fixed=_numbers(data.get("fixed")),
+            symptom=dict(data.get("symptom") or {}),
+            provenance=Provenance.from_dict(data),
+            together=bool(data.get("together")),
+        )
+
+
+@dataclass(frozen=True)
+class StepsMeasurement:
+    """A scenario's step-by-step bench (heavy-json's steps): one row per step."""
+
+    slug: str
+    rows: int
+    steps: tuple[Mapping[str, Any], ...]
+    provenance: Provenance
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "steps": [dict(s) for s in self.steps],
+                **asdict(self.provenance)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, slug: str, data: Mapping[str, Any]) -> StepsMeasurement:
+        return cls(
+            slug=slug,
+            rows=int(data.get("rows") or 0),
+            steps=tuple(dict(s) for s in data.get("steps") or ()),
+            provenance=Provenance.from_dict(data),
+        )
+
+
+# --- the committed file ------------------------------------------------------
+
+
+@dataclass
+class MeasurementFile:
+    """docs/measurements.json: each scenario's last benched pair (and steps), committed.
+
+    The one owner of the file's layout. `FORMAT` is bumped when a key changes
+    meaning; a file of another format is ignored (the pages then say "not measured
+    yet") and rewritten whole by the next bench.
+    """
+
+    path: Path = DEFAULT_FILE
+    pairs: dict[str, Pair] = field(default_factory=dict)
+    steps: dict[str, StepsMeasurement] = field(default_factory=dict)
+
+    FORMAT = 1
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_FILE) -> MeasurementFile:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return cls(path)
+        if not isinstance(data, dict) or data.get("format") != cls.FORMAT:
+            return cls(path)
+        pairs = {s: Pair.from_dict(s, d) for s, d in (data.get("scenarios") or {}).items()}
+        steps = {s: StepsMeasurement.from_dict(s, d) for s, d in (data.get("steps") or {}).items()}
+        return cls(path, pairs, steps)
+
+    def save(self) -> None:
+        data = {
+            "format": self.FORMAT,
+            "scenarios": {s: self.pairs[s].as_dict() for s in sorted(self.pairs)},
+            "steps": {s: self.steps[s].as_dict() for s in sorted(self.steps)},
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_suffix(".tmp")
+        temp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        temp.replace(self.path)
+
+
+# --- reading run dirs --------------------------------------------------------
+
+
+def _numbers(data: Any) -> dict[str, float]:
+    if not isinstance(data, Mapping):
+        return {}
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value):
+            out[str(key)] = float(value)
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the repo when it is inside it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(REPO))
+    except ValueError:
+        return str(resolved)
+
+
+@dataclass(frozen=True)
+class _Run:
+    path: Path
+    meta: Mapping[str, Any]
+    summary: Mapping[str, Any]
+
+    @property
+    def started_at(self) -> str:
+        return str(self.meta.get("started_at") or "")
+
+
+def _run(path: Path) -> _Run | None:
+    meta, summary = _read_json(path / "meta.json"), _read_json(path / "summary.json")
+    if meta is None or summary is None or meta.get("status") != "completed":
+        return None
+    return _Run(path, meta, summary)
+
+
+def pair_from_run_dirs(
+    slug: str, faulty_dir: Path, fixed_dir: Path, source: str, where: str | None,
+    metrics: Iterable[str], together: bool = True,
+) -> Pair | None:  # fmt: skip
+    """The pair of two completed run dirs of `slug`, keeping `metrics`; None otherwise."""
+    faulty, fixed = _run(faulty_dir), _run(fixed_dir)
+    if faulty is None or fixed is None:
+        return None
+    for run, variant in ((faulty, "faulty"), (fixed, "fixed")):
+        if run.meta.get("scenario") != slug or run.meta.get("variant") != variant:
+            return None
+    return _pair(slug, faulty, fixed, source, where, metrics, together)
+
+
+def _pair(
+    slug: str, faulty: _Run, fixed: _Run, source: str, where: str | None,
+    metrics: Iterable[str], together: bool,
+) -> Pair:  # fmt: skip
+    keep = {*metrics, *BASE_METRICS}
+    spec = faulty.meta.get("symptom") or {}
+    symptom: dict[str, Any] = {k: spec.get(k) for k in ("metric", "op", "threshold")}
+    for name, run in (("faulty", faulty), ("fixed", fixed)):
+        result = run.summary.get("symptom") or {}
+        symptom[f"{name}_value"] = result.get("value")
+        symptom[f"{name}_present"] = result.get("present")
+    machine = faulty.meta.get("machine") or {}
+    return Pair(
+        slug=slug,
+        faulty={k: v for k, v in _numbers(faulty.summary).items() if k in keep},
+        fixed={k: v for k, v in _numbers(fixed.summary).items() if k in keep},
+        symptom=symptom,
+        provenance=Provenance(
+            source=source,
+            where=where or f"{_shown(faulty.path)} and {_shown(fixed.path)}",
+            measured_at=faulty.started_at,
+            hostname=machine.get("hostname"),
+            cpus=machine.get("cpus"),
+            git_commit=faulty.meta.get("git_commit"),
+        ),
+        together=together,
+    )
+
+
+def _walk(root: Path, name: str) -> Iterator[Path]:
+    """Directories under `root` holding `name`; a run dir's own subdirectories are skipped."""
+    for current, dirs, files in os.walk(root):
+        if name in files:
+            yield Path(current)
+        if "meta.json" in files:  # a run dir: profile/, plots/ hold no runs
+            dirs[:] = []
+
+
+def _locate(run: str, near: Path) -> Path:
+    """A run dir that a bench.json or comparison.json names: as written (relative to
+    where the lab ran), or by its name in `near` (the runs root was moved or copied)."""
+    path = Path(run)
+    return path if (path / "meta.json").is_file() else near / path.name
+
+
+def _together(slug: str, root: Path, metrics: tuple[str, ...]) -> Iterator[Pair]:
+    for bench_dir in _walk(root, "bench.json"):
+        bench = _read_json(bench_dir / "bench.json") or {}
+        for row in (bench.get("catalogue") or {}).get("rows") or ():
+            if row.get("slug") == slug and row.get("faulty_run") and row.get("fixed_run"):
+                pair = pair_from_run_dirs(
+                    slug, _locate(row["faulty_run"], bench_dir / "runs"),
+                    _locate(row["fixed_run"], bench_dir / "runs"),
+                    "bench", _shown(bench_dir / "bench.json"), metrics,
+                )  # fmt: skip
+                if pair:
+                    yield pair
+    for compare_dir in _walk(root, "comparison.json"):
+        comparison = _read_json(compare_dir / "comparison.json") or {}
+        before, after = comparison.get("before_run"), comparison.get("after_run")
+        if before and after:
+            pair = pair_from_run_dirs(
+                slug, _locate(before, compare_dir.parent), _locate(after, compare_dir.parent),
+                "prove/compare", _shown(compare_dir), metrics,
+            )  # fmt: skip
+            if pair:
+                yield pair
+
+
+def _unrelated(slug: str, root: Path, metrics: tuple[str, ...]) -> Pair | None:
+    newest: dict[str, _Run] = {}
+    for run_dir in _walk(root, "meta.json"):
+        run = _run(run_dir)
+        if run is None or run.meta.get("scenario") != slug:
+            continue
+        variant = str(run.meta.get("variant"))
+        if variant in KINDS[:2] and run.started_at > getattr(newest.get(variant), "started_at", ""):
+            newest[variant] = run
+    if len(newest) < 2:
+        return None
+    return _pair(slug, newest["faulty"], newest["fixed"], "runs", None, metrics, together=False)
+
+
+def latest(
+    slug: str, metrics: Iterable[str] = (), root: Path = Path("runs"),
+    committed: Path = DEFAULT_FILE,
+) -> Pair | None:  # fmt: skip
+    """The newest pair measured together under `root`, else the newest two runs; the
+    committed file's pair when it is newer (or nothing local exists)."""
+    wanted = tuple(metrics)
+    local: Pair | None = None
+    if root.is_dir():
+        pairs = list(_together(slug, root, wanted))
+        local = (max(pairs, key=lambda p: p.provenance.measured_at) if pairs
+                 else _unrelated(slug, root, wanted))  # fmt: skip
+    stored = MeasurementFile.load(committed).pairs.get(slug)
+    if local is None or (stored and stored.provenance.measured_at > local.provenance.measured_at):
+        return stored
+    return local
+
+
+def latest_steps(
+    slug: str, root: Path = Path("runs"), committed: Path = DEFAULT_FILE
+) -> StepsMeasurement | None:
+    """The newest step-by-step bench of `slug`: a bench.json's `steps` part, or the file's."""
+    found = [MeasurementFile.load(committed).steps.get(slug)]
+    if root.is_dir():
+        for bench_dir in _walk(root, "bench.json"):
+            part = ((_read_json(bench_dir / "bench.json") or {}).get("steps") or {}).get(slug)
+            if part:
+                found.append(StepsMeasurement.from_dict(slug, part))
+    measured = [m for m in found if m is not None]
+    return max(measured, key=lambda m: m.provenance.measured_at) if measured else None
+
+
+def machine_now(source: str, where: str) -> Provenance:
+    """The provenance of a measurement taken now, in this process, on this machine."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            timeout=5, cwd=REPO,
+        ).stdout.strip() or None  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return Provenance(
+        source=source,
+        where=where,
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        hostname=socket.gethostname(),
+        cpus=os.cpu_count(),
+        git_commit=commit,
+    )
+
+
+# --- rendering ---------------------------------------------------------------
+
+
+def placeholders(text: str) -> list[tuple[str, str]]:
+    """The (kind, metric) of every `{kind.metric}` in an answer."""
+    return _PLACEHOLDER.findall(text)
+
+
+def cited_metrics(texts: Iterable[str]) -> set[str]:
+    return {metric for text in texts for _kind, metric in placeholders(text)}
+
+
+def fmt(value: float | None) -> str:
+    """Three significant digits; thousands separated; NOT_MEASURED for None."""
+    if value is None:
+        return NOT_MEASURED
+    if value == 0:
+        return "0"
+    decimals = 2 - math.floor(math.log10(abs(value)))
+    rounded = round(value, decimals)
+    return f"{rounded:,.0f}" if decimals <= 0 else f"{rounded:.{decimals}f}"
+
+
+def render(text: str, pair: Pair | None) -> str:
+    """`text` with each placeholder replaced by the pair's number (or NOT_MEASURED)."""
+
+    def number(match: re.Match[str]) -> str:
+        kind, metric, times = match.group(1), match.group(2), match.group(3)
+        if kind not in KINDS or pair is None:
+            return NOT_MEASURED
+        value = pair.value(kind, metric)
+        if value is None and kind == "ratio" and pair.fixed.get(metric) == 0:
+            return "unbounded (the fix brings it to 0)"
+        # "{ratio.rps}x" reads "2.1x"; unmeasured, the "x" goes with the number.
+        return fmt(value) + (times if value is not None else "")
+
+    return _RENDERED.sub(number, text)
