@@ -55,15 +55,19 @@ SCENARIO: Scenario[Deployment, WorkerParams] = Scenario(
     workload="cpu_mix",
     default_load={"users": 32, "duration": "30s"},
     symptom=Symptom(
-        metric="app_cpu_share_of_free",
+        metric="app_cpu_cores",
         op="<",
-        # The requirement "the app uses the cores it has": saturated by load
-        # (32 users of a CPU-heavy mix, no wait), it keeps at least 80% of the CPU
-        # the box leaves it (cores minus the load generator's CPU) busy. 80%, not
-        # 100%: a saturated app still waits on its sockets and the kernel. One
-        # Python process cannot pass one core: 1 of the ~1.5 cores a 2-core box
-        # leaves beside Locust is ~67%, and less on a bigger box.
-        threshold=0.8,
+        # The requirement "the app uses more than one core when one is not enough":
+        # saturated by load (32 users of a CPU-heavy mix, no wait) on a box of 2 or
+        # more cores, it keeps busy one core and at least a fifth of another. One
+        # Python process cannot pass one core of Python (its GIL); the native work
+        # of its threads adds a little, so "more than 1.0" alone could be met by one
+        # process, and 1.2 is a second core really put to work. (The share of the
+        # CPU the box left it, `app_cpu_share_of_free`, is reported beside it: a
+        # worker per core still left 0.2-0.3 of it idle here, its two processes
+        # unevenly loaded through keep-alive connections, so "uses all it has" is
+        # not what workers = cores gives; see the page.)
+        threshold=1.2,
         description="saturated by load, the app keeps one core busy of the several it could use",
     ),
     diagnosis="""\
@@ -189,10 +193,11 @@ On a machine with more than one core, one uvicorn process leaves the rest idle.
 - **Throughput:** under load it pins one core and stops there. Here it keeps
   {faulty.app_cpu_cores} cores busy and serves {faulty.rps} req/s; a worker
   per core serves {fixed.rps} req/s.
-- **It misses the requirement:** the app should use the cores it has, meaning
-  at least 80% of the CPU the box leaves it beside the load generator (the
-  symptom). One process used {faulty.app_cpu_share_of_free} of it; a worker per
-  core used {fixed.app_cpu_share_of_free}.
+- **It misses the requirement:** saturated, the app should keep more than one
+  core busy, at least 1.2 (the symptom): one process kept
+  {faulty.app_cpu_cores}. Of the CPU the box left it beside the load generator,
+  one process used {faulty.app_cpu_share_of_free} and a worker per core
+  {fixed.app_cpu_share_of_free}.
 - **Queueing:** requests queue behind each other for the one GIL, so p95 grows
   with concurrency: {faulty.p95_ms} ms against {fixed.p95_ms} ms.
 - **No redundancy:** one blocking call or one CPU-heavy request stalls every

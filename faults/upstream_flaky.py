@@ -352,11 +352,12 @@ In this scenario's run the link is flaky, not down, so the breaker should stay
 closed. The panel "Circuit breaker state" ("Lab upstream dependencies") stays
 at 0, and summary.json has no breaker metric.
 
-Opening is proven by tests/scenarios/test_upstream_breaker_midrun.py, which
-disables the provider mid-run. The breaker opens within 2 s, refused calls take
-under 10 ms of the app's time at p99 (the requirement), and it closes once the
-provider is back. To watch it yourself, start `lab chaos upstream-flaky` and
-disable the `upstream` proxy on Toxiproxy.
+Its states (closed, open, one trial call when half-open) are tested in
+tests/unit/test_upstream_breaker.py against purgatory itself. To watch it open,
+start `lab chaos upstream-flaky` and disable the `upstream` proxy on Toxiproxy:
+the breaker opens within about a second and closes once the provider is back.
+The lab has not yet shown the refused calls' own time under load meeting a
+10 ms p99: the route's order look-up before the breaker takes most of it.
 """,
         ),
         Answer(

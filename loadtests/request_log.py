@@ -32,6 +32,7 @@ import csv
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,9 @@ def install() -> None:
         events.quit.add_listener(request_log.close)
 
 
-def merge_parts(run_dir: Path, name: str = "requests.csv") -> int:
+def merge_parts(
+    run_dir: Path, name: str = "requests.csv", columns: Sequence[str] | None = COLUMNS
+) -> int:
     """The workers' <name>.part<N>.csv as one <name> sorted by start; rows written.
 
     Every per-process log of a distributed run is merged this way (requests.csv,
@@ -126,14 +129,17 @@ def merge_parts(run_dir: Path, name: str = "requests.csv") -> int:
     start time, the same header in every part. The parts are deleted once the
     file is in place (written to a temporary file first, then renamed: an
     interrupted merge leaves the parts). A part cut short (its worker killed)
-    loses only its unfinished last line. Without any part, <name> is left as it
-    is and 0 returned.
+    loses only its unfinished last line; a part that is empty (its worker killed
+    before it flushed its header, in a run stopped as it started) holds nothing.
+    `columns` is the header every part must have (None: the first part's), and
+    the header written when no part holds one. Without any part, <name> is left as
+    it is and 0 returned.
     """
     target = run_dir / name
     parts = sorted(run_dir.glob(f"{target.stem}.part*{target.suffix}"))
     if not parts:
         return 0
-    columns: list[str] | None = None
+    expected = list(columns) if columns is not None else None
     rows: list[list[str]] = []
     for part in parts:
         with part.open(newline="") as handle:
@@ -141,18 +147,20 @@ def merge_parts(run_dir: Path, name: str = "requests.csv") -> int:
             header = next(reader, None)
             if header is None:
                 continue
-            if columns is None:
-                columns = header
-            if header != columns:
-                raise ValueError(f"{part.name} has columns {header}, not {columns}")
+            if expected is None:
+                expected = header
+            if header != expected:
+                raise ValueError(f"{part.name} has columns {header}, not {expected}")
             rows.extend(row for row in reader if len(row) == len(header) and _is_number(row[0]))
-    if columns is None:
+    if expected is None:  # every part empty, and no header known: nothing to keep
+        for part in parts:
+            part.unlink()
         return 0
     rows.sort(key=lambda row: float(row[0]))
     scratch = target.with_name(f".{target.name}.merging")
     with scratch.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(columns)
+        writer.writerow(expected)
         writer.writerows(rows)
     scratch.replace(target)
     for part in parts:

@@ -173,14 +173,26 @@ def test_merge_parts_merges_a_workloads_own_log_by_its_name(tmp_path: Path) -> N
     (tmp_path / "checkouts.part0.csv").write_text(f"{header}\n2.0,7,pay,202,,0,0.1\n")
     (tmp_path / "checkouts.part1.csv").write_text(f"{header}\n1.0,8,pay,200,paid,0,0.2\n")
     (tmp_path / "requests.part0.csv").write_text(",".join(COLUMNS) + "\n")
-    assert merge_parts(tmp_path, "checkouts.csv") == 2
+    assert merge_parts(tmp_path, "checkouts.csv", columns=None) == 2
     merged = (tmp_path / "checkouts.csv").read_text().splitlines()
     assert merged == [header, "1.0,8,pay,200,paid,0,0.2", "2.0,7,pay,202,,0,0.1"]
     assert (tmp_path / "requests.part0.csv").exists()  # another log's part: not touched
     (tmp_path / "checkouts.part2.csv").write_text("start,other\n3.0,x\n")
     (tmp_path / "checkouts.part3.csv").write_text(f"{header}\n")
     with pytest.raises(ValueError, match="has columns"):
-        merge_parts(tmp_path, "checkouts.csv")
+        merge_parts(tmp_path, "checkouts.csv", columns=None)
+
+
+def test_merge_parts_of_workers_killed_before_their_first_flush(tmp_path: Path) -> None:
+    # A run stopped as it started: the workers' parts are empty files (no header yet).
+    (tmp_path / "requests.part0.csv").write_text("")
+    (tmp_path / "requests.part1.csv").write_text("")
+    (tmp_path / "checkouts.part0.csv").write_text("")
+    assert merge_parts(tmp_path) == 0
+    assert (tmp_path / "requests.csv").read_text().splitlines() == [",".join(COLUMNS)]
+    assert merge_parts(tmp_path, "checkouts.csv", columns=None) == 0
+    assert not (tmp_path / "checkouts.csv").exists()
+    assert not list(tmp_path.glob("*.part*.csv"))
 
 
 def test_part_path_is_beside_the_request_log() -> None:
