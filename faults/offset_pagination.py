@@ -113,9 +113,12 @@ SCENARIO: Scenario[Pager, PagesParams] = Scenario(
         metric="p50_ms",
         route="GET /products/pages (deep)",
         baseline_route="GET /products/pages (first)",
-        op=">=",
-        threshold=20.0,
-        description="a deep page costs many times the first one",
+        # The requirement a user states for a paginated API: any page costs about what
+        # the first one does, within 2x (the bench's target for the fix too). OFFSET
+        # reads every skipped row, so page 49,000 misses it by an order of magnitude.
+        op=">",
+        threshold=2.0,
+        description="a deep page costs more than twice the first (every page within 2x)",
     ),
     diagnosis="""\
 **What you see.** Latency that grows with the page number (summary.json
@@ -148,9 +151,9 @@ has no exact total: `count(*)` over a million rows is a scan of its own, so use
 
 The lab holds the 1,000,000 products. `make fault=offset-pagination compare`
 runs one user who reads page 1 and page 49,000 in turn. The report's per-route
-table sets the deep page's p50 against the first page's. The symptom needs the
-deep page at 20x the first page or more; the proof needs the fixed variant
-within 2x. Over both routes, p95 is {faulty.p95_ms} ms with OFFSET and
+table sets the deep page's p50 against the first page's. The requirement, and
+the symptom, is every page within 2x of the first: OFFSET misses it, the
+cursor meets it. Over both routes, p95 is {faulty.p95_ms} ms with OFFSET and
 {fixed.p95_ms} ms with the cursor ({ratio.p95_ms}x).
 """,
         ),

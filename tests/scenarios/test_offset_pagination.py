@@ -24,5 +24,6 @@ def test_offset_pagination_deep_page_cost(
         name: s["routes"][DEEP]["p50_ms"] / s["routes"][FIRST]["p50_ms"]
         for name, s in (("faulty", faulty), ("fixed", fixed))
     }
-    assert ratio["faulty"] >= 20, ratio  # OFFSET 980,000: reads every skipped row
+    # The requirement (faults/offset_pagination.py): every page within 2x of the first.
+    assert ratio["faulty"] > 2, ratio  # OFFSET 980,000: reads every skipped row
     assert ratio["fixed"] <= 2, ratio  # the cursor seeks: same cost at any depth
