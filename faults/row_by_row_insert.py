@@ -196,7 +196,7 @@ Count what really went in with SQL, not with the app's counter:
 
 **Why batch insert (seed 41).** Per row you pay a round trip, statement
 overhead and a WAL flush at commit; per batch you pay them once. COPY streams
-rows in the server's bulk path (50k rows in well under a second here).
+rows in the server's bulk path (the bench's target: 50,000 rows in about a second).
 
 **Partial success.** Validate every row before writing (a finite price that
 NUMERIC(10,2) holds, a stock an INTEGER holds, each SKU once), load the good
@@ -221,7 +221,8 @@ per row.
 
 `make fault=row-by-row-insert compare` posts batches of 5,000 rows, 3 of them
 bad, and a fresh table for each variant. The requirement, which the symptom
-states, is a 5,000-row batch in under 1 s.
+states, is 50,000 rows a minute for one client: a 5,000-row batch answered at
+least every 6 s ({faulty.rps} batches/s faulty, {fixed.rps} fixed).
 
 - **Rows per second:** {faulty.work_items_per_second} faulty against
   {fixed.work_items_per_second} fixed ({ratio.work_items_per_second}x).
@@ -232,10 +233,12 @@ states, is a 5,000-row batch in under 1 s.
   goes through the driver's raw cursor, which this counter does not see.
 
 The proof does not trust the app's row counter. It counts the rows in
-PostgreSQL after each run and requires the fix to store at least 20x as many.
+PostgreSQL per second of load and requires the fix to store at least 833 a
+second (50,000 a minute) and the faulty variant fewer.
 `test_one_50k_row_import_per_variant` does one real 50,000-row import with each
-variant, checks that all 50,000 rows are in the table, and prints the times.
-Those times are not in summary.json, so this page cannot show them.
+variant, checks that all 50,000 rows are in the table, and prints the times;
+`lab bench` times one with the fixed variant (its "50,000 rows" target). Neither
+is in summary.json, so this page does not cite them.
 """,
         ),
         Answer(

@@ -217,7 +217,7 @@ for Matroska/WebM, `%PDF-`, `\\x89PNG`), checked on the first chunk while
 streaming, not the client's `Content-Type` or file name; names are the
 server's to choose (no path from the client).
 
-**Measured:** the page's Measured block and the answers below give the latest
+**Measured:** the page's Measured block and the answers above give the latest
 `lab prove upload-in-memory` numbers (peak RSS growth, time per upload, event-loop
 lag). An interrupted 8 MiB PATCH, cut after 3 MiB: fixed resumes from the offset
 HEAD gives and sends only the rest, and the assembled file's sha256 matches;

@@ -355,7 +355,8 @@ at 0, and summary.json has no breaker metric.
 Its states (closed, open, one trial call when half-open) are tested in
 tests/unit/test_upstream_breaker.py against purgatory itself. To watch it open,
 start `lab chaos upstream-flaky` and disable the `upstream` proxy on Toxiproxy:
-the breaker opens within about a second and closes once the provider is back.
+the breaker opens after 15 failed calls (about 3 requests, see above), and a
+trial call closes it once the provider is back and its open period is over.
 The lab has not yet shown the refused calls' own time under load meeting a
 10 ms p99: the route's order look-up before the breaker takes most of it.
 """,

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 
 import loadtests
-from lab.processes import Child, free_port
+from lab.processes import Child, free_port, tree_of
 
 __all__ = ["STOP_TIMEOUT_S", "LoadConfig", "LocustRun", "latest_stats"]
 
@@ -105,6 +105,8 @@ class LocustRun:
         if self.child is None:
             return
         deadline = time.monotonic() + timeout
+        # The master's forked workers, taken before it exits and they are re-parented.
+        workers = tree_of(self.child.pid)[1:]
         if self.child.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.child.pid, signal.SIGINT)
@@ -113,23 +115,23 @@ class LocustRun:
         # Distributed, the master tells its workers to quit but does not wait for them:
         # its exit hook (locust/main.py, kill_workers) polls each with WNOHANG once and
         # takes a running worker for a finished one. They stay in its process group
-        # (forked, the master was its leader), where they are waited for, so that each
+        # (forked, the master was its leader), and are waited for here, so that each
         # has closed its request log before the session is killed. Only after a clean
         # shutdown (exit code 0), which sent them `quit`: a master interrupted before its
         # runner existed dies of the KeyboardInterrupt, and its workers wait for it.
         clean = self.child.process.poll() == 0
-        while clean and _group_alive(self.child.pid) and time.monotonic() < deadline:
+        while clean and _any_running(workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.child.stop(sig=signal.SIGINT, timeout=max(deadline - time.monotonic(), 0.0))
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of this process group still runs (a zombie has finished)."""
-    for proc in psutil.process_iter():
+def _any_running(procs: list[psutil.Process]) -> bool:
+    """Whether one of these processes still runs (a zombie has finished)."""
+    for proc in procs:
         try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
                 return True
-        except (OSError, psutil.Error):  # gone meanwhile
+        except psutil.Error:  # gone meanwhile
             continue
     return False
 

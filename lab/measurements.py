@@ -22,8 +22,6 @@ import json
 import math
 import os
 import re
-import socket
-import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -248,7 +246,7 @@ def _run(path: Path) -> _Run | None:
 
 def pair_from_run_dirs(
     slug: str, faulty_dir: Path, fixed_dir: Path, source: str, where: str | None,
-    metrics: Iterable[str], together: bool = True,
+    metrics: Iterable[str],
 ) -> Pair | None:  # fmt: skip
     """The pair of two completed run dirs of `slug`, keeping `metrics`; None otherwise."""
     faulty, fixed = _run(faulty_dir), _run(fixed_dir)
@@ -257,7 +255,7 @@ def pair_from_run_dirs(
     for run, variant in ((faulty, "faulty"), (fixed, "fixed")):
         if run.meta.get("scenario") != slug or run.meta.get("variant") != variant:
             return None
-    return _pair(slug, faulty, fixed, source, where, metrics, together)
+    return _pair(slug, faulty, fixed, source, where, metrics, together=True)
 
 
 def _pair(
@@ -376,21 +374,18 @@ def latest_steps(
 
 
 def machine_now(source: str, where: str) -> Provenance:
-    """The provenance of a measurement taken now, in this process, on this machine."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-            timeout=5, cwd=REPO,
-        ).stdout.strip() or None  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    """The provenance of a measurement taken now, in this process, on this machine:
+    described as a run's meta.json describes it (lab/run_record.py)."""
+    from lab.run_record import Machine, git_commit  # psutil: only when measuring
+
+    machine = Machine.this()
     return Provenance(
         source=source,
         where=where,
         measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        hostname=socket.gethostname(),
-        cpus=os.cpu_count(),
-        git_commit=commit,
+        hostname=machine.hostname,
+        cpus=machine.cpus,
+        git_commit=git_commit(),
     )
 
 

@@ -46,7 +46,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """The checkout's HEAD commit, or None outside a git checkout."""
     try:
         return subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -107,7 +108,7 @@ class RunRecord:
     load_ended_at: str | None = None
     ended_at: str | None = None
     versions: dict[str, str] = field(default_factory=_versions)
-    git_commit: str | None = field(default_factory=_git_commit)
+    git_commit: str | None = field(default_factory=git_commit)
     machine: Machine = field(default_factory=Machine.this)
     toxics: list[dict[str, Any]] = field(default_factory=list)  # as installed
     prometheus: str | None = None  # the Prometheus that scraped the app, if one did

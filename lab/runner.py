@@ -206,8 +206,8 @@ def _validate(options: RunOptions) -> _Plan:
         params = faults.validate_params(scenario, options.params)
     except faults.InvalidParams as exc:
         raise LabError(str(exc)) from None
-    _validate_load_model(options)  # as given: --rate 0 asks for the closed model
-    # As resolved, before resolve() uses it: the rate sizes the default users.
+    # As resolved (--rate 0 is the closed model; unset, the scenario's), before
+    # resolve() uses it: the rate sizes the default users.
     _validate_load_model(resolve_rate(options, scenario))
     options = resolve(options, scenario, params)
     assert options.duration_s is not None and options.users is not None
@@ -262,7 +262,7 @@ def _validate_load_model(options: RunOptions) -> None:
             "process uses one core at most (one Python interpreter), so more processes than "
             "cores only take turns on the same cores and take them from the app"
         )
-    if rate is None or rate == 0:  # 0: the closed model, asked for explicitly
+    if rate is None:
         return
     if not (math.isfinite(rate) and rate > 0):
         raise LabError(

@@ -36,8 +36,6 @@ the schedule is the pacing.
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from typing import Any
 
@@ -46,28 +44,9 @@ from locust import User, events
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from loadtests.request_log import INTENDED
-from loadtests.schedule import Schedule
+from loadtests.schedule import Schedule, processes_from_env, rate_from_env
 
-__all__ = ["OpenModelUser", "install", "open_user_class", "processes_from_env", "rate_from_env"]
-
-
-def rate_from_env() -> float | None:
-    """LAB_RATE as a positive number, or None for the closed model."""
-    raw = os.environ.get("LAB_RATE", "").strip()
-    if not raw:
-        return None
-    rate = float(raw)
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"LAB_RATE must be a positive number of requests per second, not {raw!r}")
-    return rate
-
-
-def processes_from_env() -> int:
-    raw = os.environ.get("LAB_LOAD_PROCESSES", "").strip()
-    processes = int(raw) if raw else 1
-    if processes < 1:
-        raise ValueError(f"LAB_LOAD_PROCESSES must be at least 1, not {raw!r}")
-    return processes
+__all__ = ["OpenModelUser", "install", "open_user_class"]
 
 
 class _Process:

@@ -4,10 +4,30 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 import time
 from collections.abc import Callable
 
-__all__ = ["Schedule"]
+__all__ = ["Schedule", "processes_from_env", "rate_from_env"]
+
+
+def rate_from_env() -> float | None:
+    """LAB_RATE as a positive number, or None for the closed model."""
+    raw = os.environ.get("LAB_RATE", "").strip()
+    if not raw:
+        return None
+    rate = float(raw)
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"LAB_RATE must be a positive number of requests per second, not {raw!r}")
+    return rate
+
+
+def processes_from_env() -> int:
+    raw = os.environ.get("LAB_LOAD_PROCESSES", "").strip()
+    processes = int(raw) if raw else 1
+    if processes < 1:
+        raise ValueError(f"LAB_LOAD_PROCESSES must be at least 1, not {raw!r}")
+    return processes
 
 
 class Schedule:
@@ -36,10 +56,6 @@ class Schedule:
         self._clock = clock
         self._next: int | None = None  # j of the next new slot
         self._given_back: list[int] = []  # a heap of j
-
-    @property
-    def process_rate(self) -> float:
-        return self.rate / self.processes
 
     def take(self) -> float:
         """The next slot's time (epoch seconds): possibly in the past, if it is late."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ __all__ = [
     "exact_quantiles",
     "gauge",
     "load_evidence",
+    "machine_cpus",
     "parse_time",
 ]
 
@@ -279,7 +280,7 @@ def _request_parts(ev: Evidence) -> pd.DataFrame | None:
     frames = [f for f in frames if not f.empty]
     if not frames:
         return None
-    ev.notes.append(f"requests.csv not merged yet: read {len(parts)} requests.part<N>.csv files")
+    ev.notes.append(f"requests.csv not merged yet: read {len(frames)} requests.part<N>.csv files")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -300,6 +301,13 @@ def _load_requests(ev: Evidence) -> None:
     frame = frame.dropna(subset=["start", "ms"])
     if not frame.empty:
         ev.requests = frame.sort_values("start", kind="stable").reset_index(drop=True)
+
+
+def machine_cpus(meta: Mapping[str, Any]) -> int | None:
+    """meta.json `machine.cpus`: the cores of the box the run was on, if known."""
+    machine = meta.get("machine")
+    cpus = machine.get("cpus") if isinstance(machine, Mapping) else None
+    return cpus if isinstance(cpus, int) and not isinstance(cpus, bool) and cpus > 0 else None
 
 
 def load_evidence(run_dir: Path) -> Evidence:

@@ -77,7 +77,8 @@ class SummaryFile:
     of `server_p95_ms` (from Prometheus' interpolation inside the histogram bucket
     that holds the p95 to that bucket's upper end, a bound) and added
     `server_p95_low_ms` (its lower end) after it; format 4 added the load model
-    (`load_model`, `offered_rps` after `rps`, `p99_uncorrected_ms` after `p99_ms`)
+    (`load_model`, `offered_rps` after `rps`, `p99_uncorrected_ms` after `p99_ms`;
+    and `app_cpu_share_of_free` after `app_cpu_cores`)
     and, for open-model runs, measures the client percentiles from each request's
     intended send time (reports/latency.py). A summary is derived from
     the evidence, so one in any other format is not migrated but computed again

@@ -44,9 +44,7 @@ def offered_rps(meta: Mapping[str, Any]) -> float | None:
     positive number."""
     load = meta.get("load")
     rate = load.get("rate") if isinstance(load, Mapping) else None
-    if isinstance(rate, bool) or not isinstance(rate, int | float):
-        return None
-    found = finite(float(rate))
+    found = finite(rate)
     return found if found is not None and found > 0 else None
 
 
@@ -102,7 +100,10 @@ def late_sends(ev: Evidence) -> tuple[int, int, float] | None:
     if not known.any():
         return None
     wait = (frame["start"] - intended)[known]
-    return int((wait > 1.0 / rate).sum()), int(known.sum()), float(max(wait.max(), 0.0))
+    # At the columns' resolution (0.1 ms): a send exactly one interval late is not
+    # "more than one interval" late whichever way the epoch's float rounding falls.
+    late = wait.round(4) > round(1.0 / rate, 4)
+    return int(late.sum()), int(known.sum()), float(max(wait.max(), 0.0))
 
 
 _LEVELS = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
@@ -117,7 +118,7 @@ def per_second_percentiles(ev: Evidence, *, corrected: bool) -> pd.DataFrame | N
     found = request_latencies(ev, corrected=corrected)
     if found is None:
         return None
-    bins = request_latencies(ev, corrected=True)
+    bins = found if corrected else request_latencies(ev, corrected=True)
     at = (bins if bins is not None else found)["at"]
     origin = ev.load_start_ts if ev.load_start_ts is not None else float(at.min())
     second = np.floor(at.to_numpy(dtype=float) - origin)

@@ -21,7 +21,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from faults.symptom import finite
 
-from .evidence import PERCENTILE_COLUMNS, Evidence, counter_total, exact_quantiles
+from .evidence import PERCENTILE_COLUMNS, Evidence, counter_total, exact_quantiles, machine_cpus
 from .latency import load_model, offered_rps, per_second_percentiles, request_latencies
 from .metrics import BAR_METRICS
 from .series import (
@@ -220,9 +220,8 @@ def plot_cpu(ev: Evidence, plots_dir: Path) -> Path | None:
     for label, color in (("app", "#2471a3"), ("locust", "#c0392b")):
         if label in cpu:
             ax.plot(cpu[label]["t"], cpu[label]["value"], label=label, color=color)
-    machine = ev.meta.get("machine")
-    cpus = machine.get("cpus") if isinstance(machine, Mapping) else None
-    if isinstance(cpus, int) and cpus > 0:
+    cpus = machine_cpus(ev.meta)
+    if cpus is not None:
         ax.axhline(100 * cpus, color="grey", linestyle="--", label=f"{cpus} cores")
     ax.set_title(f"{_label(ev)}: CPU use, app vs load generator")
     ax.set_xlabel("time since load start (s)")

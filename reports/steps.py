@@ -16,7 +16,7 @@ import pandas as pd
 
 from faults.symptom import evaluate_symptom, finite
 
-from .evidence import Evidence, counter_increase, counter_total, exact_quantiles
+from .evidence import Evidence, counter_increase, counter_total, exact_quantiles, machine_cpus
 from .latency import late_sends, load_model, offered_rps, request_latencies
 from .samples import loop_lag_p99, server_p95_bucket
 from .series import (
@@ -254,15 +254,15 @@ def app_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     out["app_cpu_cores"] = _div(cpu, out.get("duration_s"))
     # The share of the CPU the box left the app (its cores minus the load
     # generator's CPU) that the app kept busy: "does it use the cores it has".
-    machine = ev.meta.get("machine")
-    cores = machine.get("cpus") if isinstance(machine, dict) else None
+    cores = machine_cpus(ev.meta)
     duration, locust = out.get("duration_s"), out["locust_cpu_seconds"]
     free = (
         cores * duration - locust
-        if isinstance(cores, int) and duration is not None and locust is not None
+        if cores is not None and duration is not None and locust is not None
         else None
     )
-    out["app_cpu_share_of_free"] = _div(cpu, free)
+    # A load generator that took more than the box had (mis-sampled) leaves no share.
+    out["app_cpu_share_of_free"] = _div(cpu, free) if free is None or free > 0 else None
 
 
 def _server_p95(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:

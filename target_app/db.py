@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,18 @@ def _record_statement(elapsed: float) -> None:
         timing.db_queries += 1
 
 
+def _timed(execute: Callable[..., None]) -> Callable[..., bool]:
+    """A DialectEvents listener that runs the dialect's own `execute` and times it."""
+
+    def listener(*args: Any) -> bool:
+        started = time.perf_counter()
+        execute(*args)
+        _record_statement(time.perf_counter() - started)
+        return True  # executed: the engine must not run it again
+
+    return listener
+
+
 def _instrument(engine: Engine) -> None:
     # Statements are timed around the dialect's own execute (DialectEvents), not
     # with before/after_cursor_execute: one ConnectionEvents listener puts the
@@ -106,27 +118,8 @@ def _instrument(engine: Engine) -> None:
     # the timing alone. Same statements counted, same window (the cursor's
     # execute), and like after_cursor_execute only statements that succeeded.
     dialect = engine.dialect
-
-    @event.listens_for(engine, "do_execute")
-    def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        started = time.perf_counter()
-        dialect.do_execute(cursor, statement, parameters, context)
-        _record_statement(time.perf_counter() - started)
-        return True  # executed: the engine must not run it again
-
-    @event.listens_for(engine, "do_executemany")
-    def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-        started = time.perf_counter()
-        dialect.do_executemany(cursor, statement, parameters, context)
-        _record_statement(time.perf_counter() - started)
-        return True
-
-    @event.listens_for(engine, "do_execute_no_params")
-    def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-        started = time.perf_counter()
-        dialect.do_execute_no_params(cursor, statement, context)
-        _record_statement(time.perf_counter() - started)
-        return True
+    for name in ("do_execute", "do_executemany", "do_execute_no_params"):
+        event.listen(engine, name, _timed(getattr(dialect, name)))
 
     # Count a check-in only for a connection whose check-out was counted: a
     # connection that failed to open is checked in without ever going out, and

@@ -207,8 +207,7 @@ def _print(results: dict[str, Any], console: Console) -> None:
 
 
 def _rounds(results: dict[str, Any]) -> str:
-    # A bench.json written before the per-round ratios were kept has none.
-    return ", ".join(f"{r:.3f}" for r in results.get("round_ratios", [])) or "n/a"
+    return ", ".join(f"{r:.3f}" for r in results["round_ratios"])
 
 
 def markdown(results: dict[str, Any]) -> list[str]:

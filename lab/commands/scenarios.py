@@ -82,7 +82,7 @@ make fault={s.slug} fixed=1 load    # the fix, same load
 make fault={s.slug} compare         # both, and a before/after report
 ```
 
-Symptom: `{sym.metric} {sym.op} {sym.threshold:g}` - {sym.description}.
+Symptom: `{_symptom_metric(sym)} {sym.op} {sym.threshold:g}` - {sym.description}.
 
 Parameters (`lab run {s.slug} --param name=value`{toggle}):
 {params}
@@ -97,6 +97,13 @@ Parameters (`lab run {s.slug} --param name=value`{toggle}):
 
 {s.diagnosis}
 """
+
+
+def _symptom_metric(sym: faults.Symptom) -> str:
+    """The symptom's metric as the predicate reads it: of a route, or a route's over another's."""
+    if sym.route and sym.baseline_route:
+        return f"{sym.metric} of {sym.route} / {sym.metric} of {sym.baseline_route}"
+    return f"{sym.metric} of {sym.route}" if sym.route else sym.metric
 
 
 def _seed_titles(seeds: tuple[int, ...]) -> str:
@@ -119,6 +126,8 @@ def measured_markdown(
         ]
     else:
         where = f" (route `{sym.route}`)" if sym.route else ""
+        if sym.baseline_route:  # a ratio: the route's metric over the baseline route's
+            where += f" / the same of `{sym.baseline_route}`"
         verdict = {True: "symptom present", False: "symptom absent", None: "not judged"}
         # The predicate as the runs evaluated it (meta.json's), which a later change
         # of the scenario's threshold does not rewrite.
@@ -228,7 +237,6 @@ def write_handbook(
 def run(slug: str | None = None, as_json: bool = False, console: Console | None = None) -> str:
     console = console or Console()
     if slug:
-        text = page_markdown(slug)
         if as_json:
             scenario = _scenario(slug)
             pair = _measurement(scenario, Path("runs"), measurements.DEFAULT_FILE)
@@ -241,6 +249,7 @@ def run(slug: str | None = None, as_json: bool = False, console: Console | None 
             text = json.dumps(card, indent=2)
             print(text)
         else:
+            text = page_markdown(slug)
             console.print(Markdown(text))
         return text
     data = catalogue()

@@ -7,8 +7,9 @@ With LAB_RATE set, `user_classes` gives them on the open model
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
+
+from loadtests.schedule import rate_from_env
 
 __all__ = ["available", "user_classes"]
 
@@ -21,7 +22,7 @@ def user_classes(name: str) -> list[type]:
     if name not in available():
         raise ValueError(f"unknown workload '{name}'; valid: {', '.join(available())}")
     module = importlib.import_module(f"{__name__}.{name}")
-    if not os.environ.get("LAB_RATE", "").strip():
+    if rate_from_env() is None:
         return list(module.USERS)
     # Imported here: the lab imports this package (available()), and open_model
     # imports Locust, whose gevent monkey-patching must stay out of the lab.

@@ -107,10 +107,13 @@ def test_the_fixed_cache_serves_stale_bands_while_it_rebuilds(
         await asyncio.sleep(0.1)
         stale = await cache.current(database)
         assert stale is first  # expired, served anyway, no wait
+        rebuild = cache._rebuild
+        assert rebuild is not None  # the stale request started one
         again = await cache.current(database)
-        assert again is first  # one rebuild in flight, not one per request
-        while (fresh := await cache.current(database)) is first:
-            await asyncio.sleep(0.01)
+        assert again is first and cache._rebuild is rebuild  # one in flight, not one each
+        async with asyncio.timeout(30):  # a rebuild that never ends fails, not hangs
+            while (fresh := await cache.current(database)) is first:
+                await asyncio.sleep(0.01)
         assert fresh.bands["toys"]["in_stock"] == 0
         assert first.bands["toys"]["in_stock"] > 0
 

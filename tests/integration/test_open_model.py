@@ -44,6 +44,7 @@ import httpx
 import numpy as np
 import pytest
 
+from lab.load import LoadConfig, LocustRun
 from lab.processes import Child, free_port
 from tests.conftest import REPO, RunningApp, need, start_app
 
@@ -139,24 +140,14 @@ def link(stalling_app: RunningApp, lab_services: Callable[..., dict[str, str]]) 
         httpx.delete(f"{api}/proxies/{PROXY}", timeout=5)
 
 
-def _locust(url: str, out: Path) -> Child:
-    env = {
-        **os.environ,
-        "LAB_WORKLOAD": "stall",
-        "LAB_SHAPE": "constant",
-        "LAB_USERS": str(USERS),
-        "LAB_SPAWN_RATE": str(USERS),
-        "LAB_DURATION": str(DURATION_S),
-        "LAB_RATE": str(RATE),
-        "LAB_LOAD_PROCESSES": "1",
-        "LAB_REQUEST_LOG": str(out / "requests.csv"),
-    }
-    command = [
-        sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
-        "--headless", "--host", url, "--run-time", f"{DURATION_S + 5}s", "--stop-timeout", "5",
-        "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
-    ]  # fmt: skip
-    return Child("locust", command, env, out / "locust.log", cwd=REPO)
+def _locust(url: str, out: Path) -> LocustRun:
+    """The lab's own Locust run (lab/load.py), as `lab run stall... --rate` starts it."""
+    run = LocustRun(
+        LoadConfig("stall", users=USERS, spawn_rate=USERS, duration_s=DURATION_S, rate=RATE),
+        url, out,
+    )  # fmt: skip
+    run.start()
+    return run
 
 
 def _vegeta(binary: str, url: str, out: Path) -> Child:
@@ -220,13 +211,14 @@ def test_open_model_percentiles_agree_with_vegeta_on_a_stalling_route(
     vegeta = _vegeta(binary, link, out)
     try:
         deadline = time.monotonic() + DURATION_S + 40
-        while (locust.alive() or vegeta.alive()) and time.monotonic() < deadline:
+        while (locust.running() or vegeta.alive()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not locust.alive() and not vegeta.alive(), "a load tool overran its duration"
+        assert not locust.running() and not vegeta.alive(), "a load tool overran its duration"
     finally:
-        for child in (locust, vegeta):
-            child.stop()
-    assert locust.process.returncode == 0, locust.tail()
+        locust.stop()
+        vegeta.stop()
+    assert locust.child is not None
+    assert locust.child.process.returncode == 0, locust.child.tail()
     assert vegeta.process.returncode == 0, vegeta.tail()
 
     start, intended, ms = _lab_latencies(out)

@@ -77,8 +77,9 @@ def test_performance_testing_open_closed_and_the_mean(tmp_path: Path, lab_home: 
     )  # fmt: skip
     assert closed["load_model"] == "closed"
     assert closed["error_rate"] == 0
-    # The requirement of a fair comparison: the two runs carried the same load within a
-    # factor of 1.5, so the closed run's verdict is its measurement, not a lighter load.
+    # A tolerance, not a requirement: the paced closed run sends at about the open run's
+    # rate (within a factor of 1.5, the pacing's own slack on a busy box), so its passing
+    # p99 is not the verdict of a much lighter load.
     open_rate, closed_rate = (
         sending_rate(tmp_path / faulty["run_id"]),
         sending_rate(tmp_path / closed["run_id"]),
