@@ -207,7 +207,7 @@ yet the target holds 1.5 rows per product: the job's own check
 (`SELECT count(*) - count(DISTINCT product_id) FROM product_snapshots WHERE
 job_id = ...`) counts them, exported as `etl_duplicate_rows_total`, next to
 `etl_rows_total{outcome="extracted|loaded"}` and
-`etl_job_attempts_total{outcome="failed|completed"}` (summary:
+`etl_job_attempts_total{outcome="failed|completed"}` and `etl_jobs_total` (summary:
 `etl_duplicate_rows`, `etl_rows_extracted`, `etl_rows_loaded`,
 `etl_jobs_completed`). The workload counts a job with duplicates as failed.
 

@@ -251,7 +251,7 @@ FIELDS: tuple[Field, ...] = (
     Metric("work_items_rejected", "work items rejected", diagnosis_numbers, unit="items",
            better="lower", source=f"{_APP}: work_items_total{{outcome=rejected}}"),
     Metric("etl_jobs_completed", "ETL jobs completed", etl_numbers, groups=_IF_MEASURED,
-           source=f"{_APP}: etl_job_attempts_total"),
+           source=f"{_APP}: etl_jobs_total"),
     Metric("etl_rows_extracted", "ETL rows read from the source", etl_numbers, unit="rows",
            groups=_IF_MEASURED, source=f"{_APP}: etl_rows_total"),
     Metric("etl_rows_loaded", "ETL rows committed to the target", etl_numbers, unit="rows",

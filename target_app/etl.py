@@ -204,6 +204,7 @@ def run_job(
         update(EtlJob).where(EtlJob.id == job.id).values(status="done", finished_at=func.now())
     )
     session.commit()
+    metrics.ETL_JOBS.inc()
     if report.duplicate_rows:
         metrics.ETL_DUPLICATE_ROWS.inc(report.duplicate_rows)
     report.seconds = time.perf_counter() - started

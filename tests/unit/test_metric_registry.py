@@ -42,7 +42,7 @@ def _scenario_rows(t: int) -> list[list[object]]:
     return [
         [ts, t, "http_request_duration_seconds_count", "route=/products", 100.0 * done],
         [ts, t, "lab_app_rss_hwm_bytes", "", (60.0 + 0.1 * done) * 2**20],
-        [ts, t, "etl_job_attempts_total", "outcome=completed", float(done // 10)],
+        [ts, t, "etl_jobs_total", "", float(done // 10)],
         [ts, t, "etl_rows_total", "outcome=extracted", 100.0 * done],
         [ts, t, "etl_rows_total", "outcome=loaded", 90.0 * done],
         [ts, t, "etl_duplicate_rows_total", "", 5.0 * done],
