@@ -8,6 +8,7 @@ are in sessions of their own, so only the lab gets it, and stops them itself).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -31,6 +32,19 @@ def _answers(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def _dump_stack(pid: int, out: Path) -> None:
+    """py-spy's dump of a process's Python stacks, appended to `out` (best effort)."""
+    import shutil
+
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    with contextlib.suppress(OSError, subprocess.SubprocessError), out.open("a") as f:
+        f.write("\n--- py-spy dump of lab serve ---\n")
+        f.flush()
+        subprocess.run(
+            [py_spy, "dump", "--pid", str(pid)], stdout=f, stderr=f, timeout=30, check=False
+        )
 
 
 def _default_sigint() -> None:
@@ -77,7 +91,15 @@ def test_a_signal_to_lab_serve_stops_the_app_and_resets_toggles(
             os.killpg(lab.pid, signal.SIGINT)
         else:
             lab.send_signal(sig)
-        lab.wait(timeout=STOP_WITHIN_S)
+        try:
+            lab.wait(timeout=STOP_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            # What the lab was doing when it did not stop: its output, and its stack.
+            _dump_stack(lab.pid, tmp_path / "serve.out")
+            raise AssertionError(
+                f"lab serve still running {STOP_WITHIN_S:.0f} s after {sig.name}:\n"
+                + (tmp_path / "serve.out").read_text()[-5000:]
+            ) from None
         took = time.monotonic() - started
     finally:
         output.close()
