@@ -349,8 +349,8 @@ def etl_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     """ETL jobs in the load window: jobs finished, rows read and rows committed (by
     finished and unfinished jobs), rows the finished jobs' targets hold twice.
     None when no job finished."""
-    # Jobs from the counter raised with the duplicates, so each job counted here has its
-    # duplicates counted too (the attempts counter runs ahead by the target's count).
+    # Jobs from the counter raised after their duplicates (target_app/etl.py), so each
+    # job counted here has its duplicates counted too.
     completed = counter_increase(ev, "etl_jobs_total")
     if not completed:
         return

@@ -204,8 +204,10 @@ def run_job(
         update(EtlJob).where(EtlJob.id == job.id).values(status="done", finished_at=func.now())
     )
     session.commit()
-    metrics.ETL_JOBS.inc()
+    # Duplicates first, then the job: a scrape between the two lines sees a job's
+    # duplicates without the job, never the job without its duplicates.
     if report.duplicate_rows:
         metrics.ETL_DUPLICATE_ROWS.inc(report.duplicate_rows)
+    metrics.ETL_JOBS.inc()
     report.seconds = time.perf_counter() - started
     return report

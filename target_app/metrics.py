@@ -115,8 +115,9 @@ ETL_ROWS = Counter("etl_rows_total", "Rows of ETL jobs, by outcome", ["outcome"]
 ETL_ATTEMPTS = Counter(
     "etl_job_attempts_total", "Attempts of ETL jobs (failed, completed)", ["outcome"]
 )
-# A job counts as finished once its target is counted, at the same moment as its
-# duplicates: counting finished attempts instead let a scrape fall between the two.
+# A job counts as finished once its target is counted and its duplicates are in
+# (target_app/etl.py): counting its last attempt instead let a scrape fall between
+# the attempt's end and the target's count, a job without its duplicates.
 ETL_JOBS = Counter("etl_jobs_total", "ETL jobs finished, their target's rows counted")
 ETL_DUPLICATE_ROWS = Counter(
     "etl_duplicate_rows_total", "Rows a finished ETL job wrote more than once to its target"

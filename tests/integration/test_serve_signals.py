@@ -34,17 +34,19 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _dump_stack(pid: int, out: Path) -> None:
-    """py-spy's dump of a process's Python stacks, appended to `out` (best effort)."""
-    import shutil
+def _dump_stacks(pids: list[int], out: Path) -> None:
+    """py-spy's dump of each process's Python stacks, appended to `out` (best effort:
+    the lab CLI and the app, whichever of them is stuck)."""
+    from lab.profilers._common import tool
 
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with contextlib.suppress(OSError, subprocess.SubprocessError), out.open("a") as f:
-        f.write("\n--- py-spy dump of lab serve ---\n")
-        f.flush()
-        subprocess.run(
-            [py_spy, "dump", "--pid", str(pid)], stdout=f, stderr=f, timeout=30, check=False
-        )
+        for pid in pids:
+            f.write(f"\n--- py-spy dump of pid {pid} ---\n")
+            f.flush()
+            subprocess.run(
+                [tool("py-spy"), "dump", "--pid", str(pid)], stdout=f, stderr=f, timeout=30,
+                check=False,
+            )  # fmt: skip
 
 
 def _default_sigint() -> None:
@@ -95,7 +97,7 @@ def test_a_signal_to_lab_serve_stops_the_app_and_resets_toggles(
             lab.wait(timeout=STOP_WITHIN_S)
         except subprocess.TimeoutExpired:
             # What the lab was doing when it did not stop: its output, and its stack.
-            _dump_stack(lab.pid, tmp_path / "serve.out")
+            _dump_stacks([lab.pid, *(c.pid for c in children)], tmp_path / "serve.out")
             raise AssertionError(
                 f"lab serve still running {STOP_WITHIN_S:.0f} s after {sig.name}:\n"
                 + (tmp_path / "serve.out").read_text()[-5000:]
