@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel, ValidationError
 
 from faults._contract import Scenario, Variant
-from faults._toggles import ToggleState, ToggleStore
+from faults._toggles import ToggleState, ToggleStore, entry_variant
 
 Seam = TypeVar("Seam")
 Params = TypeVar("Params", bound=BaseModel)
@@ -136,7 +136,7 @@ class FaultRuntime:
         entry = self._state().get(slug)
         if entry is None:
             return "fixed", {}
-        return "faulty", entry.get("params", {})
+        return entry_variant(entry), entry.get("params", {})
 
     def pick(self, scenario: Scenario[Seam, Any]) -> Seam:
         """The implementation of `scenario`'s seam that is on right now."""
@@ -146,7 +146,7 @@ class FaultRuntime:
         if last is not None and last[0] is state:
             return cast(Seam, last[1])
         entry = state.get(slug)
-        variant: Variant = "fixed" if entry is None else "faulty"
+        variant: Variant = "fixed" if entry is None else entry_variant(entry)
         raw_params: dict[str, Any] = {} if entry is None else entry.get("params", {})
         key = (slug, variant, repr(sorted(raw_params.items())))
         with self._lock:

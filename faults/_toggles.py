@@ -6,11 +6,15 @@ replaced atomically on every change; each worker re-reads it when its mtime
 changes, checking at most every `poll_interval` seconds so the hot path costs
 one `os.stat` a few times a second, not one per request.
 
-The file maps each active slug to its parameters:
+The file maps each slug that is switched (or tuned) to its variant and parameters:
 
     {"version": 3, "active": {"memory-leak": {"params": {"entry_kb": 8}, "since": 1764059000.1}}}
 
-A slug that is absent is off, which means the app serves the *fixed* variant.
+An entry is the faulty variant with those parameters, unless it says
+`"variant": "fixed"`: then the fault is off and the fixed variant runs with
+those parameters (`lab run SLUG --fixed --param ...`: a breaker's threshold,
+a pool's size). A slug that is absent is off: the fixed variant, with its
+defaults. Entries written before `variant` existed are faulty, as they meant.
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["ToggleState", "ToggleStore"]
+__all__ = ["ToggleState", "ToggleStore", "entry_variant"]
 
 ToggleState = dict[str, dict[str, Any]]
+
+
+def entry_variant(entry: dict[str, Any]) -> Literal["faulty", "fixed"]:
+    """The variant an entry of the file switches to (faulty unless it says fixed)."""
+    return "fixed" if entry.get("variant") == "fixed" else "faulty"
 
 
 class ToggleStore:
@@ -95,9 +104,20 @@ class ToggleStore:
             json.dump(payload, handle, sort_keys=True)
         Path(tmp).replace(self.path)
 
-    def enable(self, slug: str, params: dict[str, Any]) -> None:
+    def enable(
+        self, slug: str, params: dict[str, Any], variant: Literal["faulty", "fixed"] = "faulty"
+    ) -> None:
+        """`slug`'s faulty variant on with `params`; with `variant="fixed"`, the fault
+        off and the fixed variant on with `params`."""
+        entry: dict[str, Any] = {"params": params, "since": time.time()}
+        if variant == "fixed":
+            entry["variant"] = "fixed"
         with self._exclusive() as state:
-            state[slug] = {"params": params, "since": time.time()}
+            state[slug] = entry
+
+    def faulty(self) -> ToggleState:
+        """The entries that switch a fault on (not those that tune a fixed variant)."""
+        return {slug: e for slug, e in self.active().items() if entry_variant(e) == "faulty"}
 
     def disable(self, slug: str) -> bool:
         with self._exclusive() as state:

@@ -373,8 +373,10 @@ def _prepare(state: _RunState) -> None:
             _prepare_database(plan.scenario, options.variant, database_url)
     state.undo.push("reset toggles", state.store.discard)
     state.store.reset()
-    if options.variant == "faulty":
-        state.store.enable(plan.scenario.slug, plan.params.model_dump(mode="json"))
+    if options.variant == "faulty" or options.params:
+        # The fixed variant too when the run gave it params (`--fixed --param`):
+        # without an entry the app would build it with its defaults.
+        state.store.enable(plan.scenario.slug, plan.params.model_dump(mode="json"), options.variant)
     state.app_config.env = {
         "DATABASE_URL": database_url,
         "LAB_STATE_FILE": str(state.store.path),

@@ -50,7 +50,8 @@ def run(
             valid = faults.validate_params(scenario, params or {})
         except (faults.UnknownScenario, faults.InvalidParams) as exc:
             raise LabError(str(exc)) from None
-        if variant == "faulty":
+        if variant == "faulty" or params:
+            # --fixed --param: the fixed variant with those params (faults/_toggles.py).
             enabled = valid.model_dump(mode="json")
         if workers is None:
             deployment = scenario.deployment(variant, valid)
@@ -76,7 +77,7 @@ def _serve(
     undo.push("reset toggles", store.discard)
     store.reset()
     if slug and enabled is not None:
-        store.enable(slug, enabled)
+        store.enable(slug, enabled, variant)
     database_url, _counts = seed_database(seed_rows, console=console)
     token = os.environ.get("LAB_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     config = AppConfig(port=port, workers=workers)

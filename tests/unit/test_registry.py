@@ -79,6 +79,21 @@ def test_runtime_picks_variant_from_the_toggle_store(tmp_path) -> None:
     assert isinstance(runtime.pick(memory_leak.SCENARIO), BoundedTTLPageCache)
 
 
+def test_a_fixed_entry_builds_the_fixed_variant_with_its_params(tmp_path) -> None:
+    """`lab run SLUG --fixed --param ...`: the fault stays off, the fixed variant is tuned."""
+    store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
+    runtime = faults.FaultRuntime(store)
+    store.enable("memory-leak", {"max_entries": 7}, "fixed")
+    picked = runtime.pick(memory_leak.SCENARIO)
+    assert isinstance(picked, BoundedTTLPageCache)
+    assert picked.max_entries == 7
+    assert runtime.variant("memory-leak") == ("fixed", {"max_entries": 7})
+    assert store.faulty() == {}  # tuned, not switched on
+    store.enable("memory-leak", {"max_entries": 7})  # the same params, now faulty
+    assert isinstance(runtime.pick(memory_leak.SCENARIO), UnboundedPageCache)
+    assert list(store.faulty()) == ["memory-leak"]
+
+
 def test_switching_another_fault_keeps_a_seams_built_object(tmp_path) -> None:
     store = faults.ToggleStore(tmp_path / "t.json", poll_interval=0)
     runtime = faults.FaultRuntime(store)

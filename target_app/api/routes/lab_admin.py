@@ -31,14 +31,16 @@ def _scenario(slug: str) -> faults.Scenario[Any, Any]:
 
 
 def _listing(seams: faults.FaultRuntime) -> dict[str, Any]:
-    active = seams.store.active() if seams.store else {}
+    active = seams.store.faulty() if seams.store else {}
+    tuned = seams.store.active() if seams.store else {}
     return {
         "pid": os.getpid(),
         "faults": [
             scenario.describe()
             | {
                 "active": scenario.slug in active,
-                "params_in_effect": active.get(scenario.slug, {}).get("params"),
+                # A fixed variant's own params too, when a run tuned them.
+                "params_in_effect": tuned.get(scenario.slug, {}).get("params"),
                 "variant_here": seams.variant(scenario.slug)[0],
             }
             for scenario in faults.all_scenarios()

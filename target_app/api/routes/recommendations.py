@@ -43,7 +43,7 @@ async def _model_server(app: FastAPI) -> AsyncIterator[None]:
     app.state.model_server = None
 
 
-def _configured(request: Request) -> blocking_call.ModelServer:
+async def _configured(request: Request) -> blocking_call.ModelServer:  # no thread hop
     server: blocking_call.ModelServer | None = getattr(request.app.state, "model_server", None)
     if server is None:
         raise HTTPException(

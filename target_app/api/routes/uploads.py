@@ -32,7 +32,7 @@ Name = Annotated[str, Path(pattern=NAME_PATTERN)]
 CLIENT_CLOSED_REQUEST = 499
 
 
-def _store(request: Request) -> UploadStore:
+async def _store(request: Request) -> UploadStore:  # async: no thread hop (api/deps.py)
     store: UploadStore = request.app.state.uploads  # built once by create_app
     return store
 
