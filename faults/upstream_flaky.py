@@ -308,8 +308,9 @@ open the circuit and fail fast (`circuit_breaker_state` = 2) instead of adding
 retries to a provider that is down: a request that cannot succeed must not
 hold a worker. After `breaker_open_seconds` let exactly one trial call through
 (half-open, 1; the others keep failing fast) and close on its success (0).
-tests/scenarios/test_upstream_outage.py takes the provider down mid-run and
-shows it open, fail fast and close (see "Circuit breaker pattern?").
+`lab chaos upstream-flaky`, then `POST /proxies/upstream {"enabled": false}`
+on Toxiproxy, shows it open within a few requests and close after the pause
+once the link is back (see "Circuit breaker pattern?").
 """,
     answers=(
         Answer(
@@ -373,20 +374,16 @@ closed. The panel "Circuit breaker state" ("Lab upstream dependencies") stays
 at 0, and summary.json has no breaker metric.
 
 Its states (closed, open, one trial call when half-open) are tested in
-tests/unit/test_upstream_breaker.py against purgatory itself. Watching it open
-is tests/scenarios/test_upstream_outage.py: payments at a fixed 50 a second
-(the open model), and partway through the run the `upstream` link is taken
-down on Toxiproxy for 20 s. The breaker opens (`circuit_breaker_state` 2 in
-the run's metrics); the refused payments answer 202 with a p99 under 10 ms,
-measured by Locust from each one's intended send time; it closes once the
-provider is back and an open period has passed, and then at least 99% of
-payments are paid. The provider's ledger shows every pending order charged
-once. The same outage with a breaker that cannot open
-(`--fixed --param breaker_failures=10000`) gives a p99 of hundreds of
-milliseconds: each request spends its retries' backoff on a provider that is
-down.
+tests/unit/test_upstream_breaker.py against purgatory itself. To watch it open,
+start `lab chaos upstream-flaky` and disable the `upstream` proxy on Toxiproxy.
+A mid-run outage test is drafted but not yet landed: payments at a fixed 50 a
+second, the `upstream` link down for 20 s. In it the breaker opened and closed,
+and no pending order was lost or charged twice. The refused payments' p99,
+from their intended send time, was 6-10 ms in local runs but 10.3 ms in CI,
+against a 10 ms requirement. The tail coincides with the 1 Hz /metrics scrape.
+Without the breaker, the same payments' p99 was 344-363 ms.
 
-What it took to fail fast, beyond the breaker:
+What brought the refused payments near it, beyond the breaker:
 
 - An open circuit is checked before the retry loop is built, and no backoff
   is slept before an attempt the breaker will refuse.
