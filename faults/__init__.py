@@ -18,7 +18,7 @@ from faults._registry import (
     get,
     validate_params,
 )
-from faults._toggles import ToggleStore
+from faults._toggles import ToggleStore, entry_variant
 from faults.symptom import Symptom, SymptomResult
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "UnknownScenario",
     "Variant",
     "all_scenarios",
+    "entry_variant",
     "get",
     "validate_params",
 ]

@@ -28,14 +28,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from faults._contract import Variant
 
 __all__ = ["ToggleState", "ToggleStore", "entry_variant"]
 
 ToggleState = dict[str, dict[str, Any]]
 
 
-def entry_variant(entry: dict[str, Any]) -> Literal["faulty", "fixed"]:
+def entry_variant(entry: dict[str, Any]) -> Variant:
     """The variant an entry of the file switches to (faulty unless it says fixed)."""
     return "fixed" if entry.get("variant") == "fixed" else "faulty"
 
@@ -104,9 +106,7 @@ class ToggleStore:
             json.dump(payload, handle, sort_keys=True)
         Path(tmp).replace(self.path)
 
-    def enable(
-        self, slug: str, params: dict[str, Any], variant: Literal["faulty", "fixed"] = "faulty"
-    ) -> None:
+    def enable(self, slug: str, params: dict[str, Any], variant: Variant = "faulty") -> None:
         """`slug`'s faulty variant on with `params`; with `variant="fixed"`, the fault
         off and the fixed variant on with `params`."""
         entry: dict[str, Any] = {"params": params, "since": time.time()}

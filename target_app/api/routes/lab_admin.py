@@ -31,8 +31,8 @@ def _scenario(slug: str) -> faults.Scenario[Any, Any]:
 
 
 def _listing(seams: faults.FaultRuntime) -> dict[str, Any]:
-    active = seams.store.faulty() if seams.store else {}
     tuned = seams.store.active() if seams.store else {}
+    active = {slug for slug, entry in tuned.items() if faults.entry_variant(entry) == "faulty"}
     return {
         "pid": os.getpid(),
         "faults": [
