@@ -129,7 +129,9 @@ class Scenario(Generic[Seam, Params]):
     workload: str = "shop"  # a module of loadtests/workloads
     # The load that makes the symptom visible in a short run on 2 cores:
     # {"users": int, "duration": "30s"}, or {"rate": req/s, ...} for an open-model
-    # load (requests on a schedule); the command line overrides it (--rate 0: closed).
+    # load (requests on a schedule); "rows": products seeded, when the symptom needs a
+    # catalogue bigger than the lab's 10,000. The command line overrides each of them
+    # (--rate 0: closed).
     default_load: Mapping[str, Any] = field(default_factory=dict)
     diagnosis: str = ""  # markdown: signal, tool, exact command
     # The seed question(s) and each follow-up, answered with the lab's measurements.

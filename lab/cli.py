@@ -66,6 +66,12 @@ Params = Annotated[
     typer.Option("--param", help="scenario parameter name=value (repeatable)"),
 ]
 Rows = Annotated[int, typer.Option("--rows", help="products in the seeded shop database")]
+RunRows = Annotated[
+    int | None,
+    typer.Option(
+        "--rows", help="products in the seeded shop database [default: the scenario's, or 10000]"
+    ),
+]
 Workload = Annotated[
     str | None,
     typer.Option("--workload", help="Locust workload (default: the scenario's own), e.g. mixed"),
@@ -124,7 +130,7 @@ class RunFlags:
     profile: Profile = "none"
     out: Out = Path("runs")
     param: Params = None
-    rows: Rows = 10_000
+    rows: RunRows = None
     workload: Workload = None
     rate: Rate = None
     load_processes: LoadProcesses = 1

@@ -47,7 +47,13 @@ from lab.profilers import PROFILERS, Profiler, make_profiler
 from lab.run_record import AppRecord, RunRecord, Status
 from lab.sampler import Sampler
 from lab.seeding import seed_database
-from lab.undo import UndoStack, guarded, signals_as_interrupt, uninterruptible
+from lab.undo import (
+    UndoStack,
+    guarded,
+    raise_if_interrupted,
+    signals_as_interrupt,
+    uninterruptible,
+)
 from loadtests import SHAPE_NAMES
 from loadtests.request_log import merge_parts  # no Locust import (gevent stays out of the lab)
 from loadtests.workloads import available as available_workloads
@@ -72,7 +78,7 @@ class RunOptions:
     profile: str = "none"
     out: Path = Path("runs")
     params: dict[str, Any] = field(default_factory=dict)
-    seed_rows: int = 10_000
+    seed_rows: int | None = None  # products seeded; None: the scenario's, else DEFAULT_ROWS
     workload: str | None = None  # None: the scenario's own
     rate: float | None = None  # requests/s on a schedule (open model); None: closed model
     load_processes: int = 1  # Locust processes; >1: a master and this many workers
@@ -92,6 +98,7 @@ class RunResult:
 
 DEFAULT_USERS = 50
 DEFAULT_DURATION = "30s"
+DEFAULT_ROWS = 10_000
 
 # An open run's users are not its load (the rate is) but its cap on requests in
 # flight: a request waits for a free user. By Little's law the app holds
@@ -181,7 +188,10 @@ def resolve(options: RunOptions, scenario: Scenario, params: BaseModel) -> RunOp
     if users is None:
         # Open: the scenario's user count was sized for a closed load; the rate sizes it.
         users = open_users(options.rate) if options.rate else int(load.get("users", DEFAULT_USERS))
-    return replace(options, users=users, duration_s=duration, workers=workers)
+    rows = options.seed_rows
+    if rows is None:
+        rows = int(load.get("rows", DEFAULT_ROWS))
+    return replace(options, users=users, duration_s=duration, workers=workers, seed_rows=rows)
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,7 @@ class _Plan:
     duration_s: float
     users: int
     workers: int
+    seed_rows: int
 
 
 def _validate(options: RunOptions) -> _Plan:
@@ -211,10 +222,11 @@ def _validate(options: RunOptions) -> _Plan:
     _validate_load_model(resolve_rate(options, scenario))
     options = resolve(options, scenario, params)
     assert options.duration_s is not None and options.users is not None
-    assert options.workers is not None
+    assert options.workers is not None and options.seed_rows is not None
     checks = [
         (options.duration_s > 0, f"--duration must be positive, got {options.duration_s}"),
         (options.users >= 1, f"--users must be at least 1, got {options.users}"),
+        (options.seed_rows >= 1, f"--rows must be at least 1, got {options.seed_rows}"),
         (options.workers >= 1, f"--workers must be at least 1, got {options.workers}"),
         (
             options.users >= options.load_processes,
@@ -249,7 +261,8 @@ def _validate(options: RunOptions) -> _Plan:
             f"with `make up` (or `lab up --only {' --only '.join(missing)}`)"
         )
     return _Plan(options, scenario, params, services,
-                 options.duration_s, options.users, options.workers)  # fmt: skip
+                 options.duration_s, options.users, options.workers,
+                 options.seed_rows)  # fmt: skip
 
 
 def _validate_load_model(options: RunOptions) -> None:
@@ -328,7 +341,7 @@ def _open(plan: _Plan, console: Console) -> _RunState:
     load = LoadConfig(
         workload=options.workload or scenario.workload, shape=options.shape, users=plan.users,
         spawn_rate=options.spawn_rate or float(plan.users), duration_s=plan.duration_s,
-        seed_rows=options.seed_rows, rate=options.rate, load_processes=options.load_processes,
+        seed_rows=plan.seed_rows, rate=options.rate, load_processes=options.load_processes,
     )  # fmt: skip
     app_config = AppConfig(port=free_port(), workers=plan.workers)
     record = RunRecord(
@@ -367,7 +380,7 @@ def _prepare(state: _RunState) -> None:
     service_env = _service_env(plan.scenario, plan.services)
     database_url = service_env.get("DATABASE_URL")
     if database_url is None:
-        database_url, _counts = seed_database(options.seed_rows, console=state.console)
+        database_url, _counts = seed_database(plan.seed_rows, console=state.console)
     if plan.scenario.prepare is not None:
         with state.console.status(f"preparing the database for the {options.variant} variant"):
             _prepare_database(plan.scenario, options.variant, database_url)
@@ -522,6 +535,7 @@ def _watch(state: _RunState, locust: LocustRun, app: AppServer, sampler: Sampler
         start = time.monotonic()
         hard_stop = duration + 30.0
         while locust.running():
+            raise_if_interrupted()
             elapsed = time.monotonic() - start
             if app.child is not None and not app.child.alive():
                 raise LabError(
@@ -536,6 +550,7 @@ def _watch(state: _RunState, locust: LocustRun, app: AppServer, sampler: Sampler
             )
             time.sleep(0.5)
         progress.update(task, completed=duration, live=_live_line(run_dir, sampler, rate))
+    raise_if_interrupted()
     code = locust.child.process.poll() if locust.child else None
     if code not in (None, 0):
         tail = locust.child.tail(8) if locust.child else ""

@@ -25,7 +25,13 @@ from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Self
 
-__all__ = ["UndoStack", "guarded", "signals_as_interrupt", "uninterruptible"]
+__all__ = [
+    "UndoStack",
+    "guarded",
+    "raise_if_interrupted",
+    "signals_as_interrupt",
+    "uninterruptible",
+]
 
 log = logging.getLogger("lab.undo")
 
@@ -41,22 +47,41 @@ def guarded(step: str, errors: list[str], action: Callable[[], object]) -> bool:
     return True
 
 
+# The signal that asked this command to stop, if one did. A KeyboardInterrupt raised by a
+# signal handler is lost when the handler happens to run inside a weakref callback or a
+# __del__ (a GC pass, e.g. SQLAlchemy's event registry): Python prints "Exception ignored"
+# and carries on. CI saw `lab serve` keep waiting on its app after SIGTERM that way. So
+# the handler also records the signal, and every loop that waits for long checks it.
+_requested: list[int] = []
+
+
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
-    """`kill <lab>` (SIGTERM) is treated like Ctrl-C: the same undo runs.
+    """Ctrl-C (SIGINT) and `kill <lab>` (SIGTERM) both raise KeyboardInterrupt: one undo.
 
     Python's default for SIGTERM is to die at once, leaving children and toggles
     behind. Installed from the main thread only (Python's rule for signal handlers).
+    A command that waits for long calls `raise_if_interrupted()` in its loop.
     """
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _requested.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    _requested.clear()
+    previous_int = signal.signal(signal.SIGINT, handler)
+    previous_term = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def raise_if_interrupted() -> None:
+    """Raise the KeyboardInterrupt of a stop signal whose own raise was swallowed."""
+    if _requested:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager

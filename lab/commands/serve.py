@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 
 from rich.console import Console
 
@@ -20,7 +21,7 @@ from lab.app_server import AppConfig, AppServer
 from lab.errors import LabError
 from lab.paths import lab_home
 from lab.seeding import seed_database
-from lab.undo import UndoStack, signals_as_interrupt
+from lab.undo import UndoStack, raise_if_interrupted, signals_as_interrupt
 
 __all__ = ["INTERRUPTED", "run"]
 
@@ -101,4 +102,8 @@ def _serve(
         "Ctrl-C stops it."
     )
     assert app.child is not None
-    return app.child.process.wait()
+    while True:  # polled, not one wait(): a stop signal's lost raise is noticed here
+        try:
+            return app.child.process.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            raise_if_interrupted()

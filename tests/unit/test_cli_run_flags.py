@@ -60,7 +60,7 @@ def test_the_flags_keep_their_names_and_defaults() -> None:
     assert flags["profile"] == (["--profile", "-p"], "none")
     assert flags["out"] == (["--out"], Path("runs"))
     assert flags["param"][0] == ["--param"]
-    assert flags["rows"] == (["--rows"], 10_000)
+    assert flags["rows"] == (["--rows"], None)  # the scenario's default_load, or 10,000
     assert flags["workload"] == (["--workload"], None)
     assert flags["rate"] == (["--rate"], None)
     assert flags["load_processes"] == (["--load-processes"], 1)

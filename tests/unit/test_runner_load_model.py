@@ -91,6 +91,17 @@ def test_load_processes_are_at_least_one_and_at_most_the_cores() -> None:
     )
 
 
+def test_the_seeded_catalogue_is_the_scenario_s_unless_told() -> None:
+    # performance-testing's stall needs a catalogue bigger than the lab's default
+    # (faults/performance_testing.py, CATALOGUE_ROWS).
+    rows = int(lab.runner.faults.get("performance-testing").default_load["rows"])
+    assert rows > lab.runner.DEFAULT_ROWS
+    assert _validate(RunOptions("performance-testing")).seed_rows == rows
+    assert _validate(RunOptions("performance-testing", seed_rows=500)).seed_rows == 500
+    assert _validate(RunOptions("memory-leak")).seed_rows == lab.runner.DEFAULT_ROWS
+    assert _refused(RunOptions("memory-leak", seed_rows=0)) == "--rows must be at least 1, got 0"
+
+
 def test_an_open_run_sizes_its_users_from_the_rate_unless_told() -> None:
     assert _validate(RunOptions("memory-leak", rate=200)).users == 200  # 1 s of requests
     assert _validate(RunOptions("memory-leak", rate=2)).users == OPEN_USERS_MIN

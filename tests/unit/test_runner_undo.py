@@ -5,11 +5,19 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import sys
 import time
+from typing import Any
 
 import pytest
 
-from lab.undo import UndoStack, guarded, signals_as_interrupt, uninterruptible
+from lab.undo import (
+    UndoStack,
+    guarded,
+    raise_if_interrupted,
+    signals_as_interrupt,
+    uninterruptible,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -80,6 +88,35 @@ def test_sigterm_is_a_keyboard_interrupt_inside_and_its_old_handler_comes_back()
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler's KeyboardInterrupt ends it at once
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_stop_signal_whose_raise_a_finaliser_swallowed_is_still_noticed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What CI saw: SIGTERM arrived while a GC pass ran SQLAlchemy's weakref callback;
+    # Python printed "Exception ignored" and `lab serve` kept waiting on its app.
+    swallowed: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", swallowed.append)
+
+    class Finalised:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGTERM)  # the handler runs here, inside __del__
+
+    with signals_as_interrupt():
+        Finalised()  # dropped at once; its __del__'s KeyboardInterrupt goes nowhere
+        assert [type(u.exc_value) for u in swallowed] == [KeyboardInterrupt]
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
+    with signals_as_interrupt():  # a new command starts with no stop pending
+        raise_if_interrupted()
+
+
+def test_ctrl_c_is_recorded_the_same_way() -> None:
+    with signals_as_interrupt():
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()
 
 
 def test_uninterruptible_restores_both_handlers() -> None:
