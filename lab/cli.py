@@ -332,7 +332,10 @@ def bench_cmd(
         list[str] | None,
         typer.Option(
             "--part",
-            help="catalogue, capacity, overhead or heavy-json-steps (repeatable; default: all)",
+            help=(
+                "catalogue, capacity, overhead, outage or heavy-json-steps "
+                "(repeatable; default: all)"
+            ),
         ),
     ] = None,
     only: Annotated[

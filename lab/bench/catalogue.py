@@ -24,7 +24,7 @@ from lab import measurements
 from lab.runner import RunOptions, RunResult, available_services
 from lab.runner import run as run_variant
 
-__all__ = ["TARGETS", "CatalogueRow", "check_targets", "markdown", "record", "run"]
+__all__ = ["TARGETS", "CatalogueRow", "check_targets", "environ", "markdown", "record", "run"]
 
 
 @dataclass
@@ -168,7 +168,9 @@ IMPORT_ROWS = 50_000
 
 
 @contextmanager
-def _environ(name: str, value: str) -> Iterator[None]:
+def environ(name: str, value: str) -> Iterator[None]:
+    """A workload's knob (its environment variable, read by the Locust processes the
+    run starts) set for the `with` block, and put back after."""
     old = os.environ.get(name)
     os.environ[name] = value
     try:
@@ -185,7 +187,7 @@ def import_50k(out: Path, console: Console) -> tuple[float | None, str | None]:
     catalogue run's 5,000-row batches: the fixed variant imports whole 50,000-row batches
     (the imports workload's LAB_IMPORT_BATCH), one client, and the p50 of those imports
     at the client is the number. (seconds, run dir), or (None, run dir) if none ended."""
-    with _environ("LAB_IMPORT_BATCH", str(IMPORT_ROWS)):
+    with environ("LAB_IMPORT_BATCH", str(IMPORT_ROWS)):
         result = run_variant(
             RunOptions(IMPORT_SLUG, fixed=True, users=1, duration_s=15.0, out=out), console
         )

@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import faults
-from lab.bench import capacity, catalogue, heavy_json_steps, overhead
+from lab.bench import capacity, catalogue, heavy_json_steps, outage, overhead
 from lab.errors import LabError
 
 __all__ = ["PARTS", "run"]
 
-PARTS = ("catalogue", "capacity", "overhead", "heavy-json-steps")
+PARTS = ("catalogue", "capacity", "overhead", "outage", "heavy-json-steps")
 
 
 def _machine() -> dict[str, Any]:
@@ -78,6 +78,12 @@ def run(
             results["overhead"] = overhead.run(
                 duration_s or 10.0, users, rounds, out / "overhead", console
             )
+        if "outage" in parts:
+            with console.status(
+                f"outage: {outage.SLUG} fixed at {outage.RATE:g} payments/s, the provider "
+                f"down {outage.OUTAGE_S:g} s mid-run"
+            ):
+                results["outage"] = outage.run(out / "outage")
         if "heavy-json-steps" in parts:
             with console.status("heavy-json step by step: each step in a fresh process"):
                 results["steps"] = {
@@ -131,6 +137,9 @@ def _write(results: dict[str, Any], rows: list[catalogue.CatalogueRow] | None, o
     if "overhead" in results:
         lines += ["", "## Instrumentation overhead and load-driver headroom", "",
                   *overhead.markdown(results["overhead"])]  # fmt: skip
+    if "outage" in results:
+        lines += ["", "## Circuit breaker through a provider outage", "",
+                  *outage.markdown(results["outage"])]  # fmt: skip
     if "steps" in results:
         steps = results["steps"][heavy_json_steps.SLUG]
         lines += ["", "## heavy-json, one change at a time", "",

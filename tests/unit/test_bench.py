@@ -81,3 +81,34 @@ def test_the_heavy_json_steps_are_a_bench_part_with_their_own_table() -> None:
     table = "\n".join(part_markdown({"steps": [step, {**step, "step": "ndjson",
                                                        "last_byte_s": 0.5}]}))  # fmt: skip
     assert "| validated_json |" in table and "| x8 |" in table
+
+
+def test_the_outage_part_reports_the_refused_p99_against_the_target() -> None:
+    from lab.bench.outage import TARGET_P99_MS, markdown
+    from lab.commands.bench import PARTS
+
+    assert "outage" in PARTS
+    numbers = {
+        "run": "runs/x", "rate": 50.0, "healthy_count": 700, "healthy_p99_ms": 7.2,
+        "refused_count": 950, "refused_p99_ms": 3.7, "met": True,
+    }  # fmt: skip
+    table = "\n".join(markdown(numbers))
+    assert "| provider down (refused by the breaker) | 950 | 3.7 |" in table
+    assert f"refused p99 < {TARGET_P99_MS:g} ms: yes" in table
+    assert markdown({"skipped": "needs toxiproxy: `make up` first"}) == [
+        "skipped: needs toxiproxy: `make up` first"
+    ]
+
+
+def test_an_outage_window_holds_the_named_requests_meant_for_it() -> None:
+    import pandas as pd
+
+    from lab.outage import window_latencies
+
+    latencies = pd.DataFrame({
+        "name": ["pay", "pay", "other", "pay", "pay"],
+        "at": [9.99, 10.0, 11.0, 19.99, 20.0],
+        "ms": [1.0, 2.0, 3.0, 4.0, 5.0],
+    })  # fmt: skip
+    # [start, end): the request meant for 20.0 belongs to the next window.
+    assert window_latencies(latencies, "pay", 10.0, 20.0).tolist() == [2.0, 4.0]
