@@ -278,7 +278,7 @@ def serve_cmd(
     workers: Workers = None,
     port: Annotated[int, typer.Option("--port")] = 8000,
     param: Params = None,
-    rows: Rows = 10_000,
+    rows: RunRows = None,
 ) -> None:
     """The app alone in the foreground, with a scenario's variant on."""
     from lab.commands import serve
@@ -333,7 +333,7 @@ def bench_cmd(
         typer.Option(
             "--part",
             help=(
-                "catalogue, capacity, overhead, outage or heavy-json-steps "
+                "catalogue, capacity, overhead, outage, slo-sweep or heavy-json-steps "
                 "(repeatable; default: all)"
             ),
         ),

@@ -22,34 +22,42 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "DEFAULT_FILE",
     "KINDS",
     "NOT_MEASURED",
+    "SWEEP_FIELDS",
+    "SWEEP_KIND",
     "MeasurementFile",
     "Pair",
     "Provenance",
     "StepsMeasurement",
+    "SweepMeasurement",
     "cited_metrics",
     "fmt",
     "latest",
     "latest_steps",
+    "latest_sweep",
     "machine_now",
     "pair_from_run_dirs",
     "placeholders",
     "render",
+    "sweep_markdown",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO / "docs" / "measurements.json"
 NOT_MEASURED = "(not measured yet)"
 KINDS = ("faulty", "fixed", "ratio")
+# `{sweep.throughput_at_slo}`: a number of the scenario's rate sweep, not of its pair.
+SWEEP_KIND = "sweep"
+SWEEP_FIELDS = ("throughput_at_slo",)
 # Any `{word.word}`: a placeholder of an unknown kind is caught by the page test too.
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\.([A-Za-z0-9_]+)\}")
 _RENDERED = re.compile(_PLACEHOLDER.pattern + "(x?)")  # a ratio's "x" suffix, kept with it
@@ -152,6 +160,45 @@ class StepsMeasurement:
         )
 
 
+@dataclass(frozen=True)
+class SweepMeasurement:
+    """A scenario's rate sweep (performance-testing's throughput at its SLO): one
+    point per offered rate of an open-model run, lowest rate first."""
+
+    slug: str
+    variant: str
+    slo_p99_ms: float
+    step_s: float  # each rate's run
+    points: tuple[Mapping[str, Any], ...]  # rate, rps, p99_ms, meets, run
+    provenance: Provenance
+
+    @property
+    def throughput_at_slo(self) -> float | None:
+        """The highest offered rate whose run met the SLO, every lower rate meeting it too."""
+        best = None
+        for point in self.points:
+            if not point.get("meets"):
+                break
+            best = float(point["rate"])
+        return best
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"variant": self.variant, "slo_p99_ms": self.slo_p99_ms, "step_s": self.step_s,
+                "points": [dict(p) for p in self.points],
+                "throughput_at_slo": self.throughput_at_slo, **asdict(self.provenance)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, slug: str, data: Mapping[str, Any]) -> SweepMeasurement:
+        return cls(
+            slug=slug,
+            variant=str(data.get("variant") or "fixed"),
+            slo_p99_ms=float(data.get("slo_p99_ms") or 0.0),
+            step_s=float(data.get("step_s") or 0.0),
+            points=tuple(dict(p) for p in data.get("points") or ()),
+            provenance=Provenance.from_dict(data),
+        )
+
+
 # --- the committed file ------------------------------------------------------
 
 
@@ -167,6 +214,8 @@ class MeasurementFile:
     path: Path = DEFAULT_FILE
     pairs: dict[str, Pair] = field(default_factory=dict)
     steps: dict[str, StepsMeasurement] = field(default_factory=dict)
+    # Added in format 1 without a bump: a new key, which older readers ignore.
+    sweeps: dict[str, SweepMeasurement] = field(default_factory=dict)
 
     FORMAT = 1
 
@@ -180,13 +229,17 @@ class MeasurementFile:
             return cls(path)
         pairs = {s: Pair.from_dict(s, d) for s, d in (data.get("scenarios") or {}).items()}
         steps = {s: StepsMeasurement.from_dict(s, d) for s, d in (data.get("steps") or {}).items()}
-        return cls(path, pairs, steps)
+        sweeps = {
+            s: SweepMeasurement.from_dict(s, d) for s, d in (data.get("sweeps") or {}).items()
+        }
+        return cls(path, pairs, steps, sweeps)
 
     def save(self) -> None:
         data = {
             "format": self.FORMAT,
             "scenarios": {s: self.pairs[s].as_dict() for s in sorted(self.pairs)},
             "steps": {s: self.steps[s].as_dict() for s in sorted(self.steps)},
+            "sweeps": {s: self.sweeps[s].as_dict() for s in sorted(self.sweeps)},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_suffix(".tmp")
@@ -363,13 +416,40 @@ def latest_steps(
     slug: str, root: Path = Path("runs"), committed: Path = DEFAULT_FILE
 ) -> StepsMeasurement | None:
     """The newest step-by-step bench of `slug`: a bench.json's `steps` part, or the file's."""
-    found = [MeasurementFile.load(committed).steps.get(slug)]
-    if root.is_dir():
-        for bench_dir in _walk(root, "bench.json"):
-            part = ((_read_json(bench_dir / "bench.json") or {}).get("steps") or {}).get(slug)
-            if part:
-                found.append(StepsMeasurement.from_dict(slug, part))
-    measured = [m for m in found if m is not None]
+    stored = MeasurementFile.load(committed).steps.get(slug)
+    return _newest(stored, _bench_parts(root, "steps", slug, StepsMeasurement.from_dict))
+
+
+def latest_sweep(
+    slug: str, root: Path = Path("runs"), committed: Path = DEFAULT_FILE
+) -> SweepMeasurement | None:
+    """The newest rate sweep of `slug`: a bench.json's `sweep` part, or the file's."""
+    stored = MeasurementFile.load(committed).sweeps.get(slug)
+    return _newest(stored, _bench_parts(root, "sweep", slug, SweepMeasurement.from_dict))
+
+
+class _Measured(Protocol):
+    @property
+    def provenance(self) -> Provenance: ...
+
+
+_M = TypeVar("_M", bound=_Measured)
+
+
+def _bench_parts(
+    root: Path, key: str, slug: str, parse: Callable[[str, Mapping[str, Any]], _M]
+) -> Iterator[_M]:
+    """`slug`'s entry of the part `key` of every bench.json under `root`."""
+    if not root.is_dir():
+        return
+    for bench_dir in _walk(root, "bench.json"):
+        part = ((_read_json(bench_dir / "bench.json") or {}).get(key) or {}).get(slug)
+        if part:
+            yield parse(slug, part)
+
+
+def _newest(stored: _M | None, found: Iterable[_M]) -> _M | None:
+    measured = [m for m in (stored, *found) if m is not None]
     return max(measured, key=lambda m: m.provenance.measured_at) if measured else None
 
 
@@ -398,7 +478,8 @@ def placeholders(text: str) -> list[tuple[str, str]]:
 
 
 def cited_metrics(texts: Iterable[str]) -> set[str]:
-    return {metric for text in texts for _kind, metric in placeholders(text)}
+    """The summary metrics the texts cite (a pair's: not the sweep's fields)."""
+    return {metric for text in texts for kind, metric in placeholders(text) if kind != SWEEP_KIND}
 
 
 def fmt(value: float | None) -> str:
@@ -412,11 +493,15 @@ def fmt(value: float | None) -> str:
     return f"{rounded:,.0f}" if decimals <= 0 else f"{rounded:.{decimals}f}"
 
 
-def render(text: str, pair: Pair | None) -> str:
-    """`text` with each placeholder replaced by the pair's number (or NOT_MEASURED)."""
+def render(text: str, pair: Pair | None, sweep: SweepMeasurement | None = None) -> str:
+    """`text` with each placeholder replaced by the pair's (or the sweep's) number, or
+    NOT_MEASURED."""
 
     def number(match: re.Match[str]) -> str:
         kind, metric, times = match.group(1), match.group(2), match.group(3)
+        if kind == SWEEP_KIND:
+            known = sweep is not None and metric in SWEEP_FIELDS
+            return fmt(getattr(sweep, metric) if known else None)
         if kind not in KINDS or pair is None:
             return NOT_MEASURED
         value = pair.value(kind, metric)
@@ -426,3 +511,26 @@ def render(text: str, pair: Pair | None) -> str:
         return fmt(value) + (times if value is not None else "")
 
     return _RENDERED.sub(number, text)
+
+
+def sweep_markdown(sweep: SweepMeasurement) -> list[str]:
+    """A rate sweep as a table, with the throughput at its SLO and its provenance."""
+    lines = [
+        "| offered req/s | sent req/s | p99 ms (from the intended time) | errors "
+        f"| meets p99 <= {sweep.slo_p99_ms:g} ms |",
+        "|---|---|---|---|---|",
+    ]
+    for p in sweep.points:
+        lines.append(
+            f"| {fmt(p.get('rate'))} | {fmt(p.get('rps'))} | {fmt(p.get('p99_ms'))} "
+            f"| {fmt(p.get('error_rate'))} | {'yes' if p.get('meets') else '**no**'} |"
+        )
+    best = sweep.throughput_at_slo
+    lines += [
+        "",
+        f"Throughput at the SLO ({sweep.variant} variant, {sweep.step_s:g} s per rate): "
+        + (f"{fmt(best)} requests/s." if best is not None else "not reached at any rate."),
+    ]
+    if sweep.points and sweep.points[-1].get("meets"):
+        lines.append("Every rate tried met it: the sweep's highest rate is a lower bound.")
+    return [*lines, "", sweep.provenance.line()]

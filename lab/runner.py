@@ -58,7 +58,14 @@ from loadtests import SHAPE_NAMES
 from loadtests.request_log import merge_parts  # no Locust import (gevent stays out of the lab)
 from loadtests.workloads import available as available_workloads
 
-__all__ = ["RunOptions", "RunResult", "available_services", "resolve", "run"]
+__all__ = [
+    "RunOptions",
+    "RunResult",
+    "available_services",
+    "catalogue_rows",
+    "resolve",
+    "run",
+]
 
 log = logging.getLogger("lab.runner")
 
@@ -188,10 +195,17 @@ def resolve(options: RunOptions, scenario: Scenario, params: BaseModel) -> RunOp
     if users is None:
         # Open: the scenario's user count was sized for a closed load; the rate sizes it.
         users = open_users(options.rate) if options.rate else int(load.get("users", DEFAULT_USERS))
-    rows = options.seed_rows
-    if rows is None:
-        rows = int(load.get("rows", DEFAULT_ROWS))
+    rows = catalogue_rows(scenario, options.seed_rows)
     return replace(options, users=users, duration_s=duration, workers=workers, seed_rows=rows)
+
+
+def catalogue_rows(scenario: Scenario | None, rows: int | None) -> int:
+    """The products to seed: `rows` when given, else the scenario's catalogue (its
+    default_load "rows": a symptom that needs a big enough shop), else DEFAULT_ROWS.
+    `lab run` and `lab serve` both ask here, so a scenario is served as it is run."""
+    if rows is not None:
+        return rows
+    return int(scenario.default_load.get("rows", DEFAULT_ROWS)) if scenario else DEFAULT_ROWS
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import faults
-from lab.bench import capacity, catalogue, heavy_json_steps, outage, overhead
+from lab.bench import capacity, catalogue, heavy_json_steps, outage, overhead, slo_sweep
 from lab.errors import LabError
 
 __all__ = ["PARTS", "run"]
 
-PARTS = ("catalogue", "capacity", "overhead", "outage", "heavy-json-steps")
+PARTS = ("catalogue", "capacity", "overhead", "outage", "slo-sweep", "heavy-json-steps")
 
 
 def _machine() -> dict[str, Any]:
@@ -84,6 +84,12 @@ def run(
                 f"down {outage.OUTAGE_S:g} s mid-run"
             ):
                 results["outage"] = outage.run(out / "outage")
+        if "slo-sweep" in parts:
+            with console.status("slo-sweep") as status:
+                results["sweep"] = {slo_sweep.SLUG: slo_sweep.run(
+                    out / "bench.json", out / "sweep",
+                    progress=lambda text: status.update(f"slo-sweep: {text}"),
+                )}  # fmt: skip
         if "heavy-json-steps" in parts:
             with console.status("heavy-json step by step: each step in a fresh process"):
                 results["steps"] = {
@@ -140,6 +146,9 @@ def _write(results: dict[str, Any], rows: list[catalogue.CatalogueRow] | None, o
     if "outage" in results:
         lines += ["", "## Circuit breaker through a provider outage", "",
                   *outage.markdown(results["outage"])]  # fmt: skip
+    if "sweep" in results:
+        lines += ["", f"## Throughput at the SLO: {slo_sweep.SLUG}, the rate stepped", "",
+                  *slo_sweep.markdown(results["sweep"][slo_sweep.SLUG])]  # fmt: skip
     if "steps" in results:
         steps = results["steps"][heavy_json_steps.SLUG]
         lines += ["", "## heavy-json, one change at a time", "",

@@ -15,7 +15,7 @@ from rich.table import Table
 import faults
 from lab import measurements
 from lab.errors import LabError
-from lab.measurements import Pair, StepsMeasurement, fmt
+from lab.measurements import Pair, StepsMeasurement, SweepMeasurement, fmt
 from lab.seed_questions import SEEDS
 
 __all__ = [
@@ -51,10 +51,23 @@ def page_markdown(
     or in the committed measurement file, whichever is newer."""
     s = _scenario(slug)
     pair = _measurement(s, runs, committed)
-    return _page(s, pair, measurements.latest_steps(s.slug, runs, committed))
+    return _page(s, pair, *_benches(s.slug, runs, committed))
 
 
-def _page(s: faults.Scenario[Any, Any], pair: Pair | None, steps: StepsMeasurement | None) -> str:
+def _benches(
+    slug: str, runs: Path, committed: Path
+) -> tuple[StepsMeasurement | None, SweepMeasurement | None]:
+    """The scenario's own bench parts, newest of `runs` and `committed`: steps, sweep."""
+    return (measurements.latest_steps(slug, runs, committed),
+            measurements.latest_sweep(slug, runs, committed))  # fmt: skip
+
+
+def _page(
+    s: faults.Scenario[Any, Any],
+    pair: Pair | None,
+    steps: StepsMeasurement | None,
+    sweep: SweepMeasurement | None = None,
+) -> str:
     sym = s.symptom
     params = (
         "\n".join(
@@ -72,8 +85,8 @@ Seed questions: {_seed_titles(s.seeds)} - kind: {s.kind} - needs: {needs}
 
 {s.summary}
 
-{measured_markdown(s, pair, steps)}
-{answers_markdown(s, pair)}
+{measured_markdown(s, pair, steps, sweep)}
+{answers_markdown(s, pair, sweep)}
 ## Reproduce
 
 ```
@@ -111,7 +124,10 @@ def _seed_titles(seeds: tuple[int, ...]) -> str:
 
 
 def measured_markdown(
-    s: faults.Scenario[Any, Any], pair: Pair | None, steps: StepsMeasurement | None = None
+    s: faults.Scenario[Any, Any],
+    pair: Pair | None,
+    steps: StepsMeasurement | None = None,
+    sweep: SweepMeasurement | None = None,
 ) -> str:
     """The "Measured" block: the symptom faulty vs fixed vs its threshold, the client
     p95 and throughput, and the line saying where, when and on what they were measured."""
@@ -153,6 +169,9 @@ def measured_markdown(
         ]  # fmt: skip
     if steps is not None:
         lines += [*_steps_markdown(steps), ""]
+    if sweep is not None:
+        lines += ["### Throughput at the SLO: the rate stepped", "",
+                  *measurements.sweep_markdown(sweep), ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -182,13 +201,17 @@ def _steps_markdown(steps: StepsMeasurement) -> list[str]:
     return [*lines, "", steps.provenance.line()]
 
 
-def answers_markdown(s: faults.Scenario[Any, Any], pair: Pair | None) -> str:
-    """The seed questions and their follow-ups, answered; numbers from `pair`."""
+def answers_markdown(
+    s: faults.Scenario[Any, Any], pair: Pair | None, sweep: SweepMeasurement | None = None
+) -> str:
+    """The seed questions and their follow-ups, answered; numbers from `pair` (and the
+    scenario's rate sweep)."""
     if not s.answers:
         return ""
     lines = ["## The questions, answered", ""]
     for answer in s.answers:
-        lines += [f"### {answer.question}", "", measurements.render(answer.answer, pair), ""]
+        text = measurements.render(answer.answer, pair, sweep)
+        lines += [f"### {answer.question}", "", text, ""]
     return "\n".join(lines)
 
 
@@ -222,7 +245,7 @@ def write_handbook(
     for s in faults.all_scenarios():
         pair = _measurement(s, runs, committed)
         path = out / f"{s.slug}.md"
-        path.write_text(_page(s, pair, measurements.latest_steps(s.slug, runs, committed)))
+        path.write_text(_page(s, pair, *_benches(s.slug, runs, committed)))
         written.append(path)
         when = (f"{pair.provenance.measured_at[:10]} ({pair.provenance.source})" if pair
                 else measurements.NOT_MEASURED)  # fmt: skip
@@ -240,11 +263,12 @@ def run(slug: str | None = None, as_json: bool = False, console: Console | None 
         if as_json:
             scenario = _scenario(slug)
             pair = _measurement(scenario, Path("runs"), measurements.DEFAULT_FILE)
-            steps = measurements.latest_steps(slug)
+            steps, sweep = _benches(slug, Path("runs"), measurements.DEFAULT_FILE)
             card = {
                 **scenario.describe(),
                 "measurement": pair.as_dict() if pair else None,
                 "steps": steps.as_dict() if steps else None,
+                "sweep": sweep.as_dict() if sweep else None,
             }
             text = json.dumps(card, indent=2)
             print(text)

@@ -34,7 +34,7 @@ def run(
     workers: int | None = None,
     port: int = 8000,
     params: dict[str, object] | None = None,
-    seed_rows: int = 10_000,
+    seed_rows: int | None = None,  # None: the scenario's catalogue (lab.runner.catalogue_rows)
     console: Console | None = None,
 ) -> int:
     """Serve until the app exits (its exit code) or the lab is interrupted (130).
@@ -42,9 +42,12 @@ def run(
     Either way, on the way out of the `with`, the undo stack stops the app, then
     resets and removes the toggles.
     """
+    from lab.runner import catalogue_rows
+
     console = console or Console(stderr=True)
     variant: faults.Variant = "fixed" if fixed or not slug else "faulty"
     enabled: dict[str, object] | None = None
+    scenario = None
     if slug:
         try:
             scenario = faults.get(slug)
@@ -60,6 +63,9 @@ def run(
     workers = workers or 1
     if workers < 1:
         raise LabError(f"--workers must be at least 1, got {workers}")
+    seed_rows = catalogue_rows(scenario, seed_rows)
+    if seed_rows < 1:
+        raise LabError(f"--rows must be at least 1, got {seed_rows}")
 
     with signals_as_interrupt(), UndoStack() as undo:
         try:

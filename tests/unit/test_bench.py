@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lab.bench.capacity import parse_wrk
@@ -112,3 +114,50 @@ def test_an_outage_window_holds_the_named_requests_meant_for_it() -> None:
     })  # fmt: skip
     # [start, end): the request meant for 20.0 belongs to the next window.
     assert window_latencies(latencies, "pay", 10.0, 20.0).tolist() == [2.0, 4.0]
+
+
+def _sweep(points: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "variant": "fixed", "slo_p99_ms": 100.0, "step_s": 15.0, "points": points,
+        "source": "bench", "where": "runs/bench/x/bench.json",
+        "measured_at": "2026-12-03T06:00:00+00:00", "hostname": "vm", "cpus": 2,
+        "git_commit": "abc",
+    }  # fmt: skip
+
+
+def test_the_throughput_at_the_slo_is_the_last_rate_of_an_unbroken_run_of_passes() -> None:
+    from lab.bench.slo_sweep import markdown, meets
+    from lab.measurements import SweepMeasurement
+
+    assert meets({"p99_ms": 100.0, "error_rate": 0.0}, 100.0)
+    assert not meets({"p99_ms": 100.1, "error_rate": 0.0}, 100.0)
+    assert not meets({"p99_ms": 2.0, "error_rate": 0.02}, 100.0)  # errors are not answers
+    assert not meets({"p99_ms": None}, 100.0)
+    points = [
+        {"rate": 100.0, "rps": 100.0, "p99_ms": 2.0, "error_rate": 0.0, "meets": True},
+        {"rate": 200.0, "rps": 200.0, "p99_ms": 3.0, "error_rate": 0.0, "meets": True},
+        {"rate": 400.0, "rps": 300.0, "p99_ms": 900.0, "error_rate": 0.0, "meets": False},
+        {"rate": 800.0, "rps": 800.0, "p99_ms": 5.0, "error_rate": 0.0, "meets": True},
+    ]
+    # A pass after a failure (a lucky step) is not a throughput the app holds.
+    assert SweepMeasurement.from_dict("s", _sweep(points)).throughput_at_slo == 200.0
+    assert SweepMeasurement.from_dict("s", _sweep(points[2:3])).throughput_at_slo is None
+    table = "\n".join(markdown(_sweep(points[:3])))
+    assert "| 400 | 300 | 900 | 0 | **no** |" in table
+    assert "Throughput at the SLO (fixed variant, 15 s per rate): 200 requests/s." in table
+    assert "lower bound" in "\n".join(markdown(_sweep(points[:2])))
+
+
+def test_a_sweep_is_kept_in_the_measurement_file_and_cited_by_its_page(tmp_path: Path) -> None:
+    from lab.measurements import MeasurementFile, SweepMeasurement, cited_metrics, render
+
+    point = {"rate": 100.0, "rps": 100.0, "p99_ms": 2.0, "error_rate": 0.0, "meets": True}
+    stored = MeasurementFile(tmp_path / "m.json")
+    stored.sweeps["performance-testing"] = SweepMeasurement.from_dict("p", _sweep([point]))
+    stored.save()
+    sweep = MeasurementFile.load(tmp_path / "m.json").sweeps["performance-testing"]
+    assert sweep.throughput_at_slo == 100.0 and sweep.step_s == 15.0
+    text = "holds {sweep.throughput_at_slo} requests/s at p99 {fixed.p99_ms} ms"
+    assert cited_metrics([text]) == {"p99_ms"}  # a pair's metrics only
+    assert render(text, None, sweep) == "holds 100 requests/s at p99 (not measured yet) ms"
+    assert "not measured" in render(text, None, None).split(" requests")[0]

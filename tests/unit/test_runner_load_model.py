@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import psutil
 import pytest
@@ -100,6 +101,30 @@ def test_the_seeded_catalogue_is_the_scenario_s_unless_told() -> None:
     assert _validate(RunOptions("performance-testing", seed_rows=500)).seed_rows == 500
     assert _validate(RunOptions("memory-leak")).seed_rows == lab.runner.DEFAULT_ROWS
     assert _refused(RunOptions("memory-leak", seed_rows=0)) == "--rows must be at least 1, got 0"
+
+
+@pytest.mark.parametrize(("slug", "rows", "seeded"), [
+    ("performance-testing", None, "catalogue"), ("performance-testing", 500, 500),
+    ("memory-leak", None, 10_000), (None, None, 10_000),
+])  # fmt: skip
+def test_lab_serve_seeds_the_catalogue_lab_run_would(
+    slug: str | None, rows: int | None, seeded: int | str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab.commands import serve
+
+    if seeded == "catalogue":
+        seeded = int(lab.runner.faults.get("performance-testing").default_load["rows"])
+    asked: list[int] = []
+
+    def _serve(*args: object) -> int:  # what would have been seeded, not the serving
+        asked.append(cast(int, args[6]))
+        return 0
+
+    monkeypatch.setattr(serve, "_serve", _serve)
+    assert serve.run(slug, seed_rows=rows, console=Console(file=io.StringIO())) == 0
+    assert asked == [seeded]
+    with pytest.raises(LabError, match="--rows must be at least 1, got 0"):
+        serve.run(slug, seed_rows=0, console=Console(file=io.StringIO()))
 
 
 def test_an_open_run_sizes_its_users_from_the_rate_unless_told() -> None:

@@ -61,6 +61,9 @@ def test_placeholders_name_summary_metrics(slug: str) -> None:
 
     for answer in faults.get(slug).answers:
         for kind, metric in placeholders(answer.answer):
+            if kind == measurements.SWEEP_KIND:
+                assert metric in measurements.SWEEP_FIELDS, f"{slug}: {{sweep.{metric}}}"
+                continue
             assert kind in measurements.KINDS, f"{slug}: {{{kind}.{metric}}}: unknown kind"
             assert metric in METRICS, f"{slug}: {{{kind}.{metric}}}: no such summary metric"
 
@@ -134,6 +137,9 @@ def test_the_page_renders_a_measured_pair_and_says_where_from(slug: str, tmp_pat
     faulty = _run_dir(runs, slug, "faulty", "2026-12-01T10:00:00+00:00")
     fixed = _run_dir(runs, slug, "fixed", "2026-12-01T10:01:00+00:00")
     compare = _compare_dir(runs, faulty, fixed)
+    if any(kind == measurements.SWEEP_KIND for a in faults.get(slug).answers
+           for kind, _ in placeholders(a.answer)):  # fmt: skip
+        _bench_with_sweep(runs, slug)
     page = page_markdown(slug, runs=runs, committed=NO_FILE)
     assert NOT_MEASURED not in _answers_section(page)
     assert "| client p95 (ms) |" in page
@@ -142,6 +148,29 @@ def test_the_page_renders_a_measured_pair_and_says_where_from(slug: str, tmp_pat
     assert "2026-12-01 10:00 UTC" in source and "bench-host (2 CPUs)" in source
     assert "commit 0123456789" in source
     assert "Measured as a pair" in page
+
+
+def _bench_with_sweep(runs: Path, slug: str) -> None:
+    """A bench.json whose slo-sweep part measured `slug`: 100 and 200/s met the SLO."""
+    points = [
+        {"rate": rate, "rps": rate, "p99_ms": 2.0, "error_rate": 0.0, "meets": True}
+        for rate in (100.0, 200.0)
+    ]
+    part = {"variant": "fixed", "slo_p99_ms": 100.0, "step_s": 15.0, "points": points,
+            "source": "bench", "where": "bench.json", "measured_at": "2026-12-01T10:02:00+00:00",
+            "hostname": "bench-host", "cpus": 2, "git_commit": "0123456789"}  # fmt: skip
+    (runs / "bench" / "x").mkdir(parents=True)
+    (runs / "bench" / "x" / "bench.json").write_text(json.dumps({"sweep": {slug: part}}))
+
+
+def test_a_page_shows_its_rate_sweep(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _bench_with_sweep(runs, "performance-testing")
+    page = page_markdown("performance-testing", runs=runs, committed=NO_FILE)
+    assert "### Throughput at the SLO: the rate stepped" in page
+    assert "| 200 | 200 | 2.00 | 0 | yes |" in page
+    assert "every rate tried met it" in page.lower()
+    assert "crosses the SLO: 200\n  requests/s" in _answers_section(page)
 
 
 def test_placeholders_take_the_pairs_numbers(tmp_path: Path) -> None:
