@@ -172,17 +172,25 @@ SCENARIO: Scenario[ProductImporter, ImportParams] = Scenario(
     prepare=prepare,
     default_load={"users": 1, "duration": "30s"},  # one client: the requirement's
     # The importer's requirement: the supplier's 50,000-row feed imported by one
-    # client within a minute (833 rows/s), the wait of someone who pressed
-    # "import". In the workload's 5,000-row batches (LAB_IMPORT_BATCH) that is
-    # a batch answered every 6 s: Locust's requests per second (the workload's
-    # only request), the client's count, not the seams' row counter; a run in
-    # which no batch is answered is 0/s. The contract test also counts the
-    # rows in PostgreSQL per second of load against the same 833 rows/s.
+    # client within 10 s (5,000 rows/s), while the person who pressed "import"
+    # still watches: 10 s is the limit for keeping a user's attention on a task
+    # (Nielsen, "Response Times: The 3 Important Limits"). In the workload's
+    # 5,000-row batches that is a batch answered every second: Locust's requests
+    # per second (the workload's only request), the client's count, not the
+    # seams' row counter; a run in which no batch is answered is 0/s. The
+    # contract test also counts the rows in PostgreSQL per second of load
+    # against the same 5,000 rows/s.
+    # It was "within a minute" (833 rows/s) until CI measured the faulty variant
+    # at 988 rows/s: on a disk whose fsync is fast, a commit per row costs about
+    # 1 ms, and a minute no longer told the fault from the fix. Per row it also
+    # pays a round trip and the ORM's statement: a 50,000-row import took 36 s,
+    # 26.5 s of it outside the database's time (0.53 ms a row), so even a free
+    # commit leaves it under 2,000 rows/s. The fix measured 12,000-38,000.
     symptom=Symptom(
         metric="rps",
         op="<",
-        threshold=1 / 6,
-        description="one client imports fewer than 50,000 rows a minute (5,000-row batches)",
+        threshold=1.0,
+        description="one client imports fewer than 50,000 rows in 10 s (5,000-row batches)",
     ),
     diagnosis="""\
 **What you see.** `work_items_total{kind="import_rows"}` grows at hundreds of
@@ -221,8 +229,9 @@ per row.
 
 `make fault=row-by-row-insert compare` posts batches of 5,000 rows, 3 of them
 bad, and a fresh table for each variant. The requirement, which the symptom
-states, is 50,000 rows a minute for one client: a 5,000-row batch answered at
-least every 6 s ({faulty.rps} batches/s faulty, {fixed.rps} fixed).
+states, is 50,000 rows within 10 s for one client (the limit of a user's
+attention): a 5,000-row batch answered at least every second ({faulty.rps}
+batches/s faulty, {fixed.rps} fixed).
 
 - **Rows per second:** {faulty.work_items_per_second} faulty against
   {fixed.work_items_per_second} fixed ({ratio.work_items_per_second}x).
@@ -233,8 +242,8 @@ least every 6 s ({faulty.rps} batches/s faulty, {fixed.rps} fixed).
   goes through the driver's raw cursor, which this counter does not see.
 
 The proof does not trust the app's row counter. It counts the rows in
-PostgreSQL per second of load and requires the fix to store at least 833 a
-second (50,000 a minute) and the faulty variant fewer.
+PostgreSQL per second of load and requires the fix to store at least 5,000 a
+second (50,000 in 10 s) and the faulty variant fewer.
 `test_one_50k_row_import_per_variant` does one real 50,000-row import with each
 variant, checks that all 50,000 rows are in the table, and prints the times;
 `lab bench` times one with the fixed variant (its "50,000 rows" target). Neither

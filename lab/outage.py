@@ -49,7 +49,9 @@ class Outage:
 
         The scenario's own toxics go first: before and after the outage the link
         is simply up, so that a failure then is the breaker's, not the network's.
-        The link is enabled again however this ends (Ctrl-C included).
+        The link is enabled again however this ends (Ctrl-C included). A run that
+        ends first (`alive()` false: interrupted, failed) ends the outage with it,
+        rather than taking the link down after the run undid its network.
         """
         deadline = time.monotonic() + timeout_s
         while not ready():
@@ -60,14 +62,25 @@ class Outage:
             time.sleep(0.2)
         toxiproxy.reset(self.api)
         healthy_from = time.time()
-        time.sleep(self.before_s)
+        if not _wait(self.before_s, alive):
+            raise LabError(f"the run ended before {self.link} was taken down")
         down = time.time()
         toxiproxy.set_enabled(self.link, False, self.api)
         try:
-            time.sleep(self.for_s)
+            _wait(self.for_s, alive)
         finally:
             toxiproxy.set_enabled(self.link, True, self.api)
         return OutageWindow(healthy_from, down, time.time())
+
+
+def _wait(seconds: float, alive: Callable[[], bool]) -> bool:
+    """Sleep `seconds`, or less if the run ends meanwhile; whether it lasted."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if not alive():
+            return False
+        time.sleep(min(left, 0.1))
+    return True
 
 
 def window_latencies(

@@ -161,3 +161,37 @@ def test_a_sweep_is_kept_in_the_measurement_file_and_cited_by_its_page(tmp_path:
     assert cited_metrics([text]) == {"p99_ms"}  # a pair's metrics only
     assert render(text, None, sweep) == "holds 100 requests/s at p99 (not measured yet) ms"
     assert "not measured" in render(text, None, None).split(" requests")[0]
+
+
+def test_an_outage_ends_with_its_run_and_always_brings_the_link_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    import lab.outage
+    from lab.errors import LabError
+    from lab.outage import Outage
+
+    calls: list[tuple[str, bool]] = []
+
+    def reset(api: str | None = None) -> None:
+        calls.append(("reset", True))
+
+    def set_enabled(link: str, on: bool, api: str | None = None) -> dict[str, object]:
+        calls.append((link, on))
+        return {}
+
+    monkeypatch.setattr(lab.outage.toxiproxy, "reset", reset)
+    monkeypatch.setattr(lab.outage.toxiproxy, "set_enabled", set_enabled)
+    ends = time.monotonic() + 0.5
+    window = Outage("upstream", before_s=0.1, for_s=60.0).during(
+        ready=lambda: True, alive=lambda: time.monotonic() < ends
+    )
+    # The run ended half a second in: so did the outage, not 60 s later.
+    assert window.up - window.down < 10.0
+    assert calls == [("reset", True), ("upstream", False), ("upstream", True)]
+    # A run that ends before the link goes down leaves it alone.
+    calls.clear()
+    with pytest.raises(LabError, match="the run ended before upstream was taken down"):
+        Outage("upstream", before_s=60.0, for_s=1.0).during(ready=lambda: True, alive=lambda: False)
+    assert calls == [("reset", True)]
