@@ -23,7 +23,12 @@ import pandas as pd
 from lab.errors import LabError
 from lab.services import toxiproxy
 
-__all__ = ["Outage", "OutageWindow", "window_latencies"]
+__all__ = ["SETTLE_S", "Outage", "OutageWindow", "window_latencies"]
+
+
+# Left out of each window: its first second (the retries under the scenario's
+# toxic, just reset; then the failures that open the circuit).
+SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,16 @@ class OutageWindow:
     healthy_from: float
     down: float
     up: float
+
+    def split(
+        self, latencies: pd.DataFrame, name: str
+    ) -> tuple[pd.Series[float], pd.Series[float]]:
+        """The latencies (ms) of requests `name` meant for the healthy window, then for
+        the outage, each from SETTLE_S in (`latencies`: reports.latency.request_latencies')."""
+        return (
+            window_latencies(latencies, name, self.healthy_from + SETTLE_S, self.down),
+            window_latencies(latencies, name, self.down + SETTLE_S, self.up),
+        )
 
 
 @dataclass(frozen=True)

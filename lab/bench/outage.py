@@ -21,7 +21,7 @@ from rich.console import Console
 
 from lab import topology
 from lab.bench.catalogue import environ
-from lab.outage import Outage, OutageWindow, window_latencies
+from lab.outage import Outage, OutageWindow
 from lab.runner import RunOptions, available_services
 from lab.runner import run as run_variant
 from reports.evidence import load_evidence
@@ -80,10 +80,7 @@ def run(out: Path) -> dict[str, Any]:
     if latencies is None:
         numbers["skipped"] = f"no request log in {result.run_dir}"
         return numbers
-    # From 1 s into each window: retries under the scenario's toxic, then the
-    # failures that open the circuit, belong to neither.
-    healthy = window_latencies(latencies, PAY, window.healthy_from + 1.0, window.down)
-    refused = window_latencies(latencies, PAY, window.down + 1.0, window.up)
+    healthy, refused = window.split(latencies, PAY)
     numbers.update(
         healthy_count=len(healthy),
         healthy_p99_ms=float(healthy.quantile(0.99)) if len(healthy) else None,

@@ -35,7 +35,7 @@ import pytest
 
 from faults.upstream_flaky import STATE_VALUES, RetryParams
 from lab import topology
-from lab.outage import Outage, OutageWindow, window_latencies
+from lab.outage import SETTLE_S, Outage, OutageWindow
 from reports.evidence import gauge, load_evidence
 from reports.latency import request_latencies
 from tests.scenarios.contract import REPO
@@ -83,13 +83,6 @@ def _run_with_outage(
     return Path(stdout.strip().splitlines()[-1]), window
 
 
-def _pays(run_dir: Path, start: float, end: float) -> Any:
-    """The payments meant to be sent in [start, end), latency from their intended time."""
-    latencies = request_latencies(load_evidence(run_dir))
-    assert latencies is not None, "no request log with intended send times"
-    return window_latencies(latencies, PAY, start, end)
-
-
 def test_breaker_opens_fails_fast_and_closes_when_the_provider_is_back(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
@@ -102,15 +95,15 @@ def test_breaker_opens_fails_fast_and_closes_when_the_provider_is_back(
     # The breaker's state as the app published it: open during the outage, closed at the end.
     state = gauge(ev, "circuit_breaker_state")
     assert state is not None, "circuit_breaker_state was never sampled"
-    during = state[(state["ts"] >= down + 1.0) & (state["ts"] < up)]["value"]
+    during = state[(state["ts"] >= down + SETTLE_S) & (state["ts"] < up)]["value"]
     assert (during == STATE_VALUES["opened"]).any(), state.to_string()
     assert state["value"].iloc[-1] == STATE_VALUES["closed"], state.tail().to_string()
 
     # Over at least 80% of what the schedule offered in each window (none
     # skipped, none hidden): a slow refusal cannot hide by slowing the load.
     healthy, refused = _windows(run_dir, window)
-    assert len(healthy) >= 0.8 * RATE * (down - window.healthy_from - 1.0), len(healthy)
-    assert len(refused) >= 0.8 * RATE * (up - down - 1.0), len(refused)
+    assert len(healthy) >= 0.8 * RATE * (down - window.healthy_from - SETTLE_S), len(healthy)
+    assert len(refused) >= 0.8 * RATE * (up - down - SETTLE_S), len(refused)
     # Fail fast: a refused payment keeps its caller no longer than a paid one did
     # while the provider was up (p99 against p99, same run, same machine). A
     # breaker that answers slower than the provider itself protects nothing.
@@ -122,7 +115,7 @@ def test_breaker_opens_fails_fast_and_closes_when_the_provider_is_back(
 
     # ... and each was the honest fallback, 202 payment_pending, never a 5xx.
     rows = _checkouts(run_dir)
-    pending_rows = [r for r in rows if down + 1.0 <= float(r["start"]) < up]
+    pending_rows = [r for r in rows if down + SETTLE_S <= float(r["start"]) < up]
     assert {r["status"] for r in pending_rows} == {"202"}, sorted(
         {r["status"] for r in pending_rows}
     )
@@ -158,13 +151,11 @@ def test_breaker_opens_fails_fast_and_closes_when_the_provider_is_back(
 
 
 def _windows(run_dir: Path, window: OutageWindow) -> tuple[Any, Any]:
-    """The payments' latencies while the provider was up, then while it was down (each
-    from 1 s in: the first are retries under the reset toxic, then the failures that
-    open the circuit)."""
-    return (
-        _pays(run_dir, window.healthy_from + 1.0, window.down),
-        _pays(run_dir, window.down + 1.0, window.up),
-    )
+    """The payments' latencies (from their intended time) while the provider was up,
+    then while it was down."""
+    latencies = request_latencies(load_evidence(run_dir))
+    assert latencies is not None, "no request log with intended send times"
+    return window.split(latencies, PAY)
 
 
 def _checkouts(run_dir: Path) -> list[dict[str, str]]:

@@ -114,6 +114,13 @@ def test_an_outage_window_holds_the_named_requests_meant_for_it() -> None:
     })  # fmt: skip
     # [start, end): the request meant for 20.0 belongs to the next window.
     assert window_latencies(latencies, "pay", 10.0, 20.0).tolist() == [2.0, 4.0]
+    # An outage's two windows, each without its first second (SETTLE_S).
+    from lab.outage import SETTLE_S, OutageWindow
+
+    healthy, down = OutageWindow(healthy_from=9.0 - SETTLE_S, down=19.0, up=30.0).split(
+        latencies, "pay"
+    )
+    assert healthy.tolist() == [1.0, 2.0] and down.tolist() == [5.0]  # 19.99: settling
 
 
 def _sweep(points: list[dict[str, object]]) -> dict[str, object]:
