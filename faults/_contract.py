@@ -144,6 +144,9 @@ class Scenario(Generic[Seam, Params]):
     # the schema revision the variant stands for): prepare(variant, database_url).
     # It runs in the lab's process, not the app's.
     prepare: Callable[[Variant, str], None] | None = None
+    # Job worker processes (Dramatiq, target_app/worker.py) the run starts next to
+    # the app, in both variants, and stops with it; 0: none. They need Redis.
+    job_workers: int = 0
 
     def build(self, variant: Variant, params: Params) -> Seam:
         factory = self.faulty if variant == "faulty" else self.fixed

@@ -40,6 +40,7 @@ import faults
 from lab.app_server import AppConfig, AppServer, app_command
 from lab.chaos import apply_toxics, clear_toxics
 from lab.errors import LabError
+from lab.job_workers import JobWorkers
 from lab.load import LoadConfig, LocustRun, latest_stats
 from lab.paths import lab_home, new_run_dir, parse_duration
 from lab.processes import free_port
@@ -339,6 +340,7 @@ class _RunState:
     profiler: Profiler | None = None
     sampler: Sampler | None = None
     locust: LocustRun | None = None
+    job_workers: JobWorkers | None = None
 
     @property
     def label(self) -> str:
@@ -398,6 +400,8 @@ def _prepare(state: _RunState) -> None:
     if plan.scenario.prepare is not None:
         with state.console.status(f"preparing the database for the {options.variant} variant"):
             _prepare_database(plan.scenario, options.variant, database_url)
+    if plan.scenario.job_workers:
+        _empty_job_queue(service_env)
     state.undo.push("reset toggles", state.store.discard)
     state.store.reset()
     if options.variant == "faulty" or options.params:
@@ -411,6 +415,7 @@ def _prepare(state: _RunState) -> None:
         "LAB_ADMIN_TOKEN": secrets.token_urlsafe(24),
         "LAB_ENV": "development",
         "FAULTS": "",
+        "JOBS_ENABLED": "true" if plan.scenario.job_workers else "false",
         **{k: v for k, v in service_env.items() if k != "DATABASE_URL"},
     }
 
@@ -435,6 +440,22 @@ def _service_env(scenario: Scenario, services: set[str]) -> dict[str, str]:
     return out
 
 
+def _empty_job_queue(service_env: dict[str, str]) -> None:
+    """A run's queue starts empty: an interrupted or killed run leaves messages (and a
+    killed worker's unacknowledged ones) that would run in the next run's workers."""
+    from target_app.jobs import job_queue  # Dramatiq: only for a run that has jobs
+
+    url = service_env.get("REDIS_DIRECT_URL") or service_env.get("REDIS_URL")
+    if url is None:  # _validate refused a scenario with job workers and no Redis
+        return
+    try:
+        job_queue(url).broker.flush_all()
+    except Exception as exc:
+        raise LabError(
+            f"could not empty the job queue on {url}: {exc}; check Redis with `lab status`"
+        ) from exc
+
+
 def _prepare_database(scenario: Scenario, variant: faults.Variant, database_url: str) -> None:
     assert scenario.prepare is not None
     try:
@@ -455,9 +476,13 @@ def _prepare_database(scenario: Scenario, variant: faults.Variant, database_url:
 def _start(state: _RunState) -> None:
     """The app, ready; then its network conditions, its scrape, its profiler, the sampler."""
     plan, options, undo = state.plan, state.plan.options, state.undo
-    multiproc = lab_home() / "prometheus" / state.run_dir.name if plan.workers > 1 else None
+    # Job workers write their metrics next to the app's, which /metrics then
+    # aggregates (prometheus-client's multiprocess mode), as gunicorn's workers do.
+    shared_metrics = plan.workers > 1 or plan.scenario.job_workers > 0
+    multiproc = lab_home() / "prometheus" / state.run_dir.name if shared_metrics else None
     app = state.app = AppServer(state.app_config, state.run_dir / "app.log", multiproc)
     command, env = app_command(state.app_config), app.environment()
+    worker_env = dict(env)  # the app's, before a profiler wraps it
     profiler = state.profiler = make_profiler(
         options.profile, state.run_dir,
         leaks=plan.scenario.profile_hint == "memory", workers=plan.workers,
@@ -468,6 +493,13 @@ def _start(state: _RunState) -> None:
     undo.push("stop app", app.stop)  # before start(): an app that never got ready is stopped too
     with state.console.status("starting the app"):
         app.start(command, env, timeout=90.0 if profiler else 60.0)
+    if plan.scenario.job_workers:
+        workers = state.job_workers = JobWorkers(
+            plan.scenario.job_workers, worker_env, state.run_dir / "job-workers.log"
+        )
+        undo.push("stop job workers", workers.stop)  # before the app's: they finish first
+        with state.console.status(f"starting {workers.count} job worker(s)"):
+            workers.start()
 
     if plan.scenario.toxics:
         undo.push("remove toxics", clear_toxics)
@@ -516,6 +548,34 @@ def _load(state: _RunState) -> None:
     assert locust.child is not None
     state.sampler.locust_pid = locust.child.pid
     _watch(state, locust, state.app, state.sampler)
+    if state.job_workers is not None:
+        _drain_jobs(state, state.job_workers, state.sampler)
+
+
+# The jobs a run queued are part of its evidence (done exactly once?), so the run
+# waits for them after the load, as long as a backlog of this size can take.
+DRAIN_S = 90.0
+
+
+def _drain_jobs(state: _RunState, workers: JobWorkers, sampler: Sampler) -> None:
+    """After the load, until no job is queued or running (the app's background_jobs,
+    as sampled after the load ended), or DRAIN_S; a job worker that dies meanwhile
+    is restarted as during the load."""
+    ended = time.time()
+    deadline = time.monotonic() + DRAIN_S
+    queued, running = "background_jobs{state=queued}", "background_jobs{state=running}"
+    with state.console.status("waiting for the jobs the load queued to finish") as status:
+        while time.monotonic() < deadline:
+            raise_if_interrupted()
+            workers.supervise()
+            latest = sampler.latest
+            if latest.get("ts", 0.0) > ended and queued in latest:
+                pending = latest[queued] + latest.get(running, 0.0)
+                if pending == 0:
+                    return
+                status.update(f"waiting for the {pending:.0f} job(s) the load queued to finish")
+            time.sleep(0.5)
+    log.warning("jobs were still queued or running %.0f s after the load", DRAIN_S)
 
 
 def _stop_locust(locust: LocustRun, record: RunRecord) -> None:
@@ -556,6 +616,9 @@ def _watch(state: _RunState, locust: LocustRun, app: AppServer, sampler: Sampler
                     f"the app died during the load (exit code {app.child.process.poll()}); "
                     f"see {app.log_path}"
                 )
+            if state.job_workers is not None and state.job_workers.supervise():
+                log.warning("a job worker exited during the load and was restarted; see %s",
+                            state.job_workers.log_path)  # fmt: skip
             if elapsed > hard_stop:
                 log.warning("Locust did not stop by itself after %.0f s; stopping it", elapsed)
                 break

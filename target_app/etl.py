@@ -25,6 +25,7 @@ from target_app.models import EtlJob, Product, ProductSnapshot
 
 __all__ = [
     "SOURCE_COLUMNS",
+    "AttemptsExhausted",
     "Etl",
     "EtlAttempt",
     "FailurePoint",
@@ -33,7 +34,13 @@ __all__ = [
     "NeedsPostgres",
     "copy_snapshots",
     "count_rows",
+    "fail_job",
+    "job_states",
+    "new_job",
+    "queue_job",
+    "require_postgres",
     "run_job",
+    "run_queued",
     "transform",
 ]
 
@@ -141,18 +148,31 @@ class JobReport:
         }  # fmt: skip
 
 
-def _new_job(session: Session, limit: int | None) -> EtlJob:
-    """The job row, with its scope fixed now: every attempt reads the same products."""
+def _scope(session: Session, limit: int | None) -> tuple[int, int]:
+    """The job's scope: the last product id it covers, and how many products that is."""
     ids = select(Product.id).order_by(Product.id)
     if limit is not None:
         ids = ids.limit(limit)
     scope = ids.subquery()
     until, expected = session.execute(select(func.max(scope.c.id), func.count())).one()
-    job_id = session.scalar(
-        insert(EtlJob)
-        .values(name=JOB_NAME, until_product_id=until or 0, rows_expected=expected)
-        .returning(EtlJob.id)
-    )
+    return until or 0, expected
+
+
+def new_job(session: Session, limit: int | None) -> EtlJob:
+    """The job row, with its scope fixed now: every attempt reads the same products."""
+    until, expected = _scope(session, limit)
+    return _insert_job(session, status="running", until_product_id=until, rows_expected=expected)
+
+
+def queue_job(session: Session) -> EtlJob:
+    """The row of a job a worker will run (POST /etl/jobs). Its scope is fixed by
+    its first run (`run_queued`): counting 100,000 products costs 16 ms, which the
+    request that queues the job must not pay."""
+    return _insert_job(session, status="queued", until_product_id=0, rows_expected=0)
+
+
+def _insert_job(session: Session, **values: Any) -> EtlJob:
+    job_id = session.scalar(insert(EtlJob).values(name=JOB_NAME, **values).returning(EtlJob.id))
     session.commit()
     job = session.get(EtlJob, job_id)
     assert job is not None
@@ -164,15 +184,9 @@ def run_job(
 ) -> JobReport:
     """Run one ETL job to the end: a failure injected at `fail_at` (a fraction of the
     rows) in the first attempt, one retry, then the target's rows counted."""
-    backend = session.get_bind().dialect.name
-    if backend != "postgresql":
-        # Refused before the job row is written: no job that could never run.
-        raise NeedsPostgres(
-            f"the ETL job writes with PostgreSQL's COPY, and DATABASE_URL is {backend}: start "
-            "PostgreSQL with `make up`, then `lab run etl-in-memory` runs the job against it"
-        )
+    require_postgres(session)
     started = time.perf_counter()
-    job = _new_job(session, limit)
+    job = new_job(session, limit)
     report = JobReport(job.id, job.rows_expected)
     failure = FailurePoint(max(int(job.rows_expected * fail_at), 1)) if fail_at else None
     for number in range(1, MAX_ATTEMPTS + 1):
@@ -194,14 +208,33 @@ def run_job(
             attempt.seconds = time.perf_counter() - t0
         metrics.ETL_ATTEMPTS.labels("completed").inc()
         break
+    _finish(session, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def require_postgres(session: Session) -> None:
+    """Refuse before any job row is written: no job that could never run."""
+    backend = session.get_bind().dialect.name
+    if backend != "postgresql":
+        raise NeedsPostgres(
+            f"the ETL job writes with PostgreSQL's COPY, and DATABASE_URL is {backend}: start "
+            "PostgreSQL with `make up`, then `lab run etl-in-memory` runs the job against it"
+        )
+
+
+def _finish(session: Session, report: JobReport) -> None:
+    """Count what the target holds for the job, and mark it done."""
     total, distinct = session.execute(
         select(func.count(), func.count(ProductSnapshot.product_id.distinct())).where(
-            ProductSnapshot.job_id == job.id
+            ProductSnapshot.job_id == report.job_id
         )
     ).one()
     report.rows_in_target, report.distinct_products = total, distinct
     session.execute(
-        update(EtlJob).where(EtlJob.id == job.id).values(status="done", finished_at=func.now())
+        update(EtlJob)
+        .where(EtlJob.id == report.job_id)
+        .values(status="done", finished_at=func.now())
     )
     session.commit()
     # Duplicates first, then the job: a scrape between the two lines sees a job's
@@ -209,5 +242,70 @@ def run_job(
     if report.duplicate_rows:
         metrics.ETL_DUPLICATE_ROWS.inc(report.duplicate_rows)
     metrics.ETL_JOBS.inc()
+
+
+# --- one run of a queued job (target_app/worker.py) ----------------------------------
+
+TERMINAL = ("done", "failed")
+
+
+class AttemptsExhausted(RuntimeError):
+    """The job was started its most times (e.g. it kills its worker each time)."""
+
+
+def run_queued(
+    session: Session, etl: Etl, job_id: int, limit: int | None, max_attempts: int
+) -> JobReport | None:
+    """Run a queued job once more: None when there is nothing to do.
+
+    A message may come again after its job finished (a worker killed between
+    the job's commit and the queue's acknowledgement): a finished job is not
+    run twice. A job started `max_attempts` times is failed instead: the queue
+    counts exceptions, not kills, so the job counts its own starts.
+    """
+    started = time.perf_counter()
+    job = session.scalar(select(EtlJob).where(EtlJob.id == job_id).with_for_update())
+    if job is None or job.status in TERMINAL:
+        session.rollback()
+        return None
+    if job.attempts >= max_attempts:
+        fail_job(session, job_id)
+        raise AttemptsExhausted(f"job {job_id} was started {job.attempts} times")
+    if job.attempts == 0:
+        # The first run fixes the scope, in the same commit as its start: every
+        # later run (after a kill) reads the same products.
+        job.until_product_id, job.rows_expected = _scope(session, limit)
+    job.attempts += 1
+    job.status = "running"
+    session.commit()
+    report = JobReport(job.id, job.rows_expected)
+    attempt = EtlAttempt(job.attempts)
+    report.attempts.append(attempt)
+    try:
+        etl.run(session, job, attempt, None)
+    except BaseException:
+        session.rollback()
+        metrics.ETL_ATTEMPTS.labels("failed").inc()
+        raise
+    finally:
+        attempt.seconds = time.perf_counter() - started
+    metrics.ETL_ATTEMPTS.labels("completed").inc()
+    _finish(session, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def fail_job(session: Session, job_id: int) -> None:
+    """Mark a job failed (its retries are exhausted), unless it finished meanwhile."""
+    session.execute(
+        update(EtlJob)
+        .where(EtlJob.id == job_id, EtlJob.status.not_in(TERMINAL))
+        .values(status="failed", finished_at=func.now())
+    )
+    session.commit()
+
+
+def job_states(session: Session) -> dict[str, int]:
+    """Jobs by status: what `background_jobs{state}` shows."""
+    rows = session.execute(select(EtlJob.status, func.count()).group_by(EtlJob.status)).all()
+    return {status: count for status, count in rows}

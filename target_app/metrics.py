@@ -36,6 +36,7 @@ __all__ = [
     "HTTP_IN_FLIGHT",
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
+    "JOB_STATES",
     "UPSTREAM_REQUEST_DURATION",
     "WORKER_CPU_SECONDS",
     "WORKER_RSS",
@@ -91,9 +92,12 @@ CACHE_REQUESTS = Counter("cache_requests_total", "Cache look-ups", ["cache", "re
 CACHE_ENTRIES = Gauge(
     "cache_entries", "Entries held by an in-process cache", ["cache"], multiprocess_mode="livesum"
 )
+# Counted from the jobs' table at each scrape (routes/health.py), so every
+# worker reports the same numbers: the most recent one is the value.
 BACKGROUND_JOBS = Gauge(
-    "background_jobs", "Background jobs by state", ["state"], multiprocess_mode="livesum"
+    "background_jobs", "Background jobs by state", ["state"], multiprocess_mode="mostrecent"
 )
+JOB_STATES = ("queued", "running", "done", "failed")
 FAULT_ACTIVE = Gauge(
     "lab_fault_active",
     "1 while a scenario's faulty variant is on",

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     redis_direct_url: str | None = None
     upstream_url: str | None = None
     upstream_direct_url: str | None = None
+    # This deployment runs job workers (target_app/worker.py): /metrics then
+    # counts the jobs by state (`background_jobs{state}`) from their table.
+    jobs_enabled: bool = False
     db_pool_size: int = Field(10, ge=1, le=200)
     db_max_overflow: int = Field(10, ge=0, le=200)
 

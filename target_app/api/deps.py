@@ -23,6 +23,7 @@ __all__ = [
     "SettingsDep",
     "ToggleAllowedDep",
     "UpstreamDep",
+    "redis_of",
     "seams_of",
 ]
 
@@ -85,14 +86,15 @@ async def _upstream(request: Request) -> UpstreamClient:
     return client
 
 
-async def _redis(request: Request) -> Redis:
+async def redis_of(request: Request) -> Redis:
+    """The app's Redis client, or the 503 that says how to get one (RedisDep)."""
     client: Redis = _configured(request, "redis", "Redis", "REDIS_URL")
     return client
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 UpstreamDep = Annotated[UpstreamClient, Depends(_upstream)]
-RedisDep = Annotated[Redis, Depends(_redis)]
+RedisDep = Annotated[Redis, Depends(redis_of)]
 DbSession = Annotated[Session, Depends(_session)]
 
 

@@ -57,6 +57,11 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/uploads/{name}"): {204, 404},
     # On SQLite a job cannot run: a 503 that names PostgreSQL (test_etl.py).
     ("POST", "/etl/product-snapshots"): {422, 503},
+    # The job API: queueing needs Redis, running needs PostgreSQL (test_etl.py); the
+    # queue itself is proven in tests/scenarios/test_long_task_inline.py.
+    ("POST", "/etl/jobs"): {503},
+    ("GET", "/etl/jobs/{job_id}"): {200, 404, 422},
+    ("GET", "/etl/jobs/{job_id}/events"): {404, 422, 503},
     ("GET", "/_lab/faults"): {200, 401, 403},
     ("PUT", "/_lab/faults/{slug}"): {200, 401, 403, 404, 409, 422},
     ("DELETE", "/_lab/faults/{slug}"): {200, 401, 403, 404},

@@ -69,6 +69,8 @@ NOT_HERE = {
     "redis-timeout": "GET /catalog/stats needs Redis (503 before the seam, test_catalog.py)",
     "etl-in-memory": "both variants write with PostgreSQL's COPY: on SQLite neither can run "
     "(a 503 that names PostgreSQL, test_etl.py)",
+    "long-task-inline": "its variants answer differently on purpose (200 with the finished "
+    "job vs 202 with its URLs), and both need PostgreSQL's COPY; the contract test runs both",
     "db-down": "its variants differ on purpose (503 with Retry-After vs 500): test_health.py",
     "single-worker": "a deployment scenario: its variants are how the app is started, a "
     "toggle is a 409 (test_lab_admin.py)",

@@ -55,6 +55,7 @@ from lab.dashboard import (
     template_defaults,
 )
 from lab.errors import LabError
+from lab.job_workers import JobWorkers
 from lab.load import LoadConfig, LocustRun
 from lab.processes import free_port
 from lab.services.prometheus import register_app_target, unregister_app_target
@@ -79,10 +80,7 @@ TARGET = "dashboards-test"
 # does not exist in target_app/. Their queries must still be valid PromQL and
 # must return nothing (the list is kept exact: a panel that starts producing
 # data fails the test until it is taken off).
-NOT_YET_PRODUCED = {
-    # background_jobs: the app runs no background work yet
-    ("Lab upstream dependencies", "Background jobs by state"),
-}
+NOT_YET_PRODUCED: set[tuple[str, str]] = set()
 # Panels fed by exporters that only docker compose runs (postgres-exporter,
 # redis-exporter): `lab up` has no native exporter. Same rule.
 NOT_IN_THIS_TEST = {
@@ -192,7 +190,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) ->
     work = tmp_path_factory.mktemp("dashboards")
     # What `lab run` gives an app that needs Postgres (lab/runner.py: _Network.app_env).
     app_env = {k: v for k, v in settings.items() if k.endswith("_URL") and k != "TOXIPROXY_URL"}
-    app = start_app(work, app_env.pop("DATABASE_URL"), workers=2, **app_env)
+    # With a job worker, as `lab run` gives a scenario that has one: the jobs panel.
+    app = start_app(work, app_env.pop("DATABASE_URL"), workers=2, JOBS_ENABLED="true", **app_env)
+    workers = _job_worker(app, work)
     try:
         with _registered(services["LAB_HOME"], app.server.config.port):
 
@@ -210,13 +210,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) ->
             )
             load_started, load_ended = _load(app, work / "load")
             time.sleep(IDLE_BEFORE_STOP_S)
+        workers.stop()
         # As at the end of a run: Prometheus lets go of the app, then the app stops,
         # which closes its pools (Toxiproxy counts their bytes now).
         app.server.stop()
         time.sleep(AFTER_STOP_S)
         yield Stack(prom, app, load_started, load_ended, time.time(), work)
     finally:
-        app.server.stop()  # idempotent
+        workers.stop()  # idempotent
+        app.server.stop()
 
 
 @contextlib.contextmanager
@@ -236,8 +238,36 @@ def _registered(lab_home: str, port: int) -> Iterator[None]:
             unregister_app_target(TARGET)
 
 
+def _job_worker(app: RunningApp, work: Path) -> JobWorkers:
+    """One Dramatiq worker with the app's environment and metrics directory (as the
+    runner starts it: lab/runner.py)."""
+    server = app.server
+    assert server.multiproc_dir is not None
+    env = {**os.environ, **server.config.env,
+           "PROMETHEUS_MULTIPROC_DIR": str(server.multiproc_dir)}  # fmt: skip
+    workers = JobWorkers(1, env, work / "job-workers.log")
+    workers.start()
+    return workers
+
+
+def _run_jobs(app: RunningApp, count: int) -> None:
+    """Jobs through the job API, waited for: background_jobs{state} has counted them."""
+    ids = []
+    for _ in range(count):
+        response = httpx.post(f"{app.url}/etl/jobs", params={"limit": 1_000}, timeout=10)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["job_id"])
+
+    def done() -> bool:
+        states = [httpx.get(f"{app.url}/etl/jobs/{i}", timeout=5).json()["status"] for i in ids]
+        return all(state == "done" for state in states)
+
+    _wait(done, 60, "the jobs to be done")
+
+
 def _load(app: RunningApp, run_dir: Path) -> tuple[float, float]:
-    """The mixed workload, memory-leak on half-way; (start, end) of the load."""
+    """The mixed workload, memory-leak on half-way, two jobs run by the job worker;
+    (start, end) of the load."""
     run_dir.mkdir()
     load = LocustRun(
         LoadConfig(workload="mixed", users=10, spawn_rate=10, duration_s=LOAD_SECONDS,
@@ -247,6 +277,7 @@ def _load(app: RunningApp, run_dir: Path) -> tuple[float, float]:
     started = time.time()
     load.start()
     try:
+        _run_jobs(app, 2)
         time.sleep(LOAD_SECONDS / 2)
         # A fault on, so that the fault panels and annotations have something to show.
         toggle = httpx.put(f"{app.url}/_lab/faults/memory-leak", headers=app.auth)

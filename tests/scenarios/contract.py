@@ -61,6 +61,12 @@ def prove(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     faulty = run_variant(slug, False, out, env, **options)
     fixed = run_variant(slug, True, out, env, **options)
+    assert_symptoms(slug, faulty, fixed)
+    return faulty, fixed
+
+
+def assert_symptoms(slug: str, faulty: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """Faulty shows the symptom, fixed does not; both values kept for the closing table."""
     f_sym, x_sym = faulty["symptom"], fixed["symptom"]
     MEASURED.append(
         {
@@ -75,4 +81,3 @@ def prove(
     )
     assert f_sym["present"] is True, f"faulty {slug} did not show its symptom: {f_sym}"
     assert x_sym["present"] is False, f"fixed {slug} still shows the symptom: {x_sym}"
-    return faulty, fixed
