@@ -95,9 +95,18 @@ class ToggleStore:
                 state = self._read()
                 yield state
                 self._write(state)
+                # Our own next read sees the change at once: the cache is what was
+                # just written, not what a stat may show. A reader racing this write
+                # (the app's once-a-second publisher) could otherwise have cached the
+                # old state under a key the new file repeats: a replaced file's inode
+                # is reused, and two writes can land in one tick of the file clock.
+                stat = self.path.stat()
+                with self._lock:
+                    self._cached = dict(state)
+                    self._cached_mtime = (stat.st_mtime_ns, stat.st_ino)
+                    self._next_check = time.monotonic() + self.poll_interval
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
-        self._next_check = 0.0  # our own next read sees the change at once
 
     def _write(self, state: ToggleState) -> None:
         payload = {"version": time.time_ns(), "active": state}

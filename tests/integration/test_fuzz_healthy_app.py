@@ -50,6 +50,8 @@ SEED = 37
 NEEDS_A_SERVICE = {
     "POST /etl/product-snapshots": "PostgreSQL",  # its COPY; the app runs on SQLite here
     "GET /catalog/stats": "Redis",
+    "POST /etl/jobs": "Redis",  # the fixed variant queues the job on Redis
+    "GET /etl/jobs/{job_id}/events": "Redis",  # the job's events come from Redis
     "GET /products/{product_id}/availability": "upstream",
     "POST /orders/{order_id}/pay": "upstream",
     "GET /orders/{order_id}/payment": "upstream",
