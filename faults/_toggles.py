@@ -95,24 +95,28 @@ class ToggleStore:
                 state = self._read()
                 yield state
                 self._write(state)
-                # Our own next read sees the change at once: the cache is what was
-                # just written, not what a stat may show. A reader racing this write
-                # (the app's once-a-second publisher) could otherwise have cached the
-                # old state under a key the new file repeats: a replaced file's inode
-                # is reused, and two writes can land in one tick of the file clock.
-                stat = self.path.stat()
-                with self._lock:
-                    self._cached = dict(state)
-                    self._cached_mtime = (stat.st_mtime_ns, stat.st_ino)
-                    self._next_check = time.monotonic() + self.poll_interval
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
+        self._next_check = 0.0  # our own next read sees the change at once
 
     def _write(self, state: ToggleState) -> None:
         payload = {"version": time.time_ns(), "active": state}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".toggles-")
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, sort_keys=True)
+        # Every file gets an mtime later than the one it replaces, so no two files
+        # share a reader's cache key (mtime, inode). The file clock is coarse (a
+        # kernel tick: two writes can land in one) and a replaced file's inode is
+        # reused, so without this a reader that stat()ed one file and read the next
+        # could keep that content under a key a later file repeats: a toggle that
+        # never reaches it (seen in CI, in every process that reads the file).
+        # The writers hold the flock here, so the order is theirs.
+        try:
+            previous = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            previous = 0
+        mtime = max(time.time_ns(), previous + 1)
+        os.utime(tmp, ns=(mtime, mtime))
         Path(tmp).replace(self.path)
 
     def enable(self, slug: str, params: dict[str, Any], variant: Variant = "faulty") -> None:

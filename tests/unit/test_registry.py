@@ -132,3 +132,20 @@ def test_faulty_cache_grows_without_bound() -> None:
     for i in range(5000):
         cache.put((i, f"unit-{i}", "USD"), bytes(64))
     assert len(cache) == before + 5000
+
+
+def test_every_toggle_write_gets_a_later_mtime_than_the_file_it_replaces(tmp_path) -> None:
+    """Readers key their cache on (mtime, inode), and a replaced file's inode is reused:
+    a key repeated by a later file would hide that file's change from every reader. A
+    coarse file clock (two writes in one tick) or a clock stepped back repeats mtimes;
+    here the current file's mtime is put a second ahead, as a clock step would."""
+    path = tmp_path / "t.json"
+    writer = faults.ToggleStore(path, poll_interval=0)
+    reader = faults.ToggleStore(path, poll_interval=0)  # another process's
+    writer.enable("memory-leak", {})
+    assert "memory-leak" in reader.faulty()
+    ahead = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(ahead, ahead))
+    writer.disable("memory-leak")
+    assert path.stat().st_mtime_ns > ahead
+    assert reader.faulty() == {}
