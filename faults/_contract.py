@@ -147,6 +147,13 @@ class Scenario(Generic[Seam, Params]):
     # Job worker processes (Dramatiq, target_app/worker.py) the run starts next to
     # the app, in both variants, and stops with it; 0: none. They need Redis.
     job_workers: int = 0
+    # App worker processes (gunicorn + uvicorn workers) the run starts in both
+    # variants, for a scenario whose symptom is per-process state; a deployment
+    # scenario's variants give their own count instead.
+    app_workers: int = 1
+    # Settings the app runs with in both variants (e.g. SCHEDULER_ENABLED=true):
+    # the part of the app the scenario exercises, switched on for its runs.
+    app_env: Mapping[str, str] = field(default_factory=dict)
 
     def build(self, variant: Variant, params: Params) -> Seam:
         factory = self.faulty if variant == "faulty" else self.fixed
@@ -170,6 +177,7 @@ class Scenario(Generic[Seam, Params]):
             "kind": self.kind,
             "requires": list(self.requires),
             "workload": self.workload,
+            "app_workers": self.app_workers,
             "summary": self.summary,
             "symptom": self.symptom.as_dict(),
             "toxics": [t.as_dict() for t in self.toxics],

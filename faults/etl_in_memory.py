@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from faults._contract import Answer, Scenario, Symptom, Variant
@@ -127,15 +127,9 @@ def _checkpoint(session: Session, job_id: int) -> int:
 def prepare(variant: Variant, database_url: str) -> None:
     """Bring the schema to head (the ETL tables are migration 0003) and start each
     variant from empty ETL tables."""
-    from target_app.migrate import upgrade
+    from target_app.migrate import upgrade_and_empty
 
-    upgrade(database_url)
-    engine = create_engine(database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("TRUNCATE product_snapshots, etl_jobs RESTART IDENTITY"))
-    finally:
-        engine.dispose()
+    upgrade_and_empty(database_url, "product_snapshots", "etl_jobs")
 
 
 SCENARIO: Scenario[Etl, EtlParams] = Scenario(

@@ -188,7 +188,7 @@ def resolve(options: RunOptions, scenario: Scenario, params: BaseModel) -> RunOp
     workers = options.workers
     if workers is None:
         deployment = scenario.deployment(options.variant, params)
-        workers = deployment.resolved_workers if deployment else 1
+        workers = deployment.resolved_workers if deployment else scenario.app_workers
     duration = options.duration_s
     if duration is None:
         duration = parse_duration(str(load.get("duration", DEFAULT_DURATION)))
@@ -416,6 +416,7 @@ def _prepare(state: _RunState) -> None:
         "LAB_ENV": "development",
         "FAULTS": "",
         "JOBS_ENABLED": "true" if plan.scenario.job_workers else "false",
+        **plan.scenario.app_env,
         **{k: v for k, v in service_env.items() if k != "DATABASE_URL"},
     }
 

@@ -38,6 +38,7 @@ __all__ = [
     "locust_totals",
     "meta_fields",
     "percentiles",
+    "periodic_numbers",
     "rss_numbers",
     "symptom",
 ]
@@ -372,6 +373,21 @@ def etl_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
         rows = counter_increase(ev, "etl_rows_total", label_filter=f"outcome={outcome}")
         out[field] = int(rows or 0)
     out["etl_duplicate_rows"] = int(counter_increase(ev, "etl_duplicate_rows_total") or 0)
+
+
+def periodic_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
+    """Periodic jobs in the load window: the schedule's ticks that ran, the runs, and
+    the runs per tick (1 when each tick runs once). None when no tick ran.
+
+    Both gauges are counted by the app from the job's own table (one row per run),
+    which only grows during a run: their growth in the window is what ran in it."""
+    ticks = counter_increase(ev, "periodic_job_ticks")
+    if not ticks:
+        return
+    runs = counter_increase(ev, "periodic_job_runs") or 0.0
+    out["periodic_ticks"] = int(ticks)
+    out["periodic_runs_per_tick"] = _div(runs, ticks)
+    out["periodic_duplicate_runs"] = max(int(runs - ticks), 0)
 
 
 def symptom(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:

@@ -99,6 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 from target_app.jobs import job_queue
 
                 await asyncio.to_thread(job_queue(settings.redis_url).warm_up)
+            if settings.scheduler_enabled:
+                # Here, in the lifespan: under gunicorn every worker runs it, so
+                # every worker has a scheduler (faults/in_process_scheduler.py).
+                from target_app.scheduler import PeriodicJobs
+
+                periodic = PeriodicJobs(
+                    app.state.db, runtime, app.state.redis, settings.scheduler_interval_s
+                )
+                periodic.start()
+                stack.callback(periodic.shutdown)
             if settings.upstream_url:
                 app.state.upstream = UpstreamClient(settings.upstream_url)
                 stack.push_async_callback(app.state.upstream.aclose)

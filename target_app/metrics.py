@@ -37,6 +37,8 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
     "JOB_STATES",
+    "PERIODIC_JOB_RUNS",
+    "PERIODIC_JOB_TICKS",
     "UPSTREAM_REQUEST_DURATION",
     "WORKER_CPU_SECONDS",
     "WORKER_RSS",
@@ -98,6 +100,16 @@ BACKGROUND_JOBS = Gauge(
     "background_jobs", "Background jobs by state", ["state"], multiprocess_mode="mostrecent"
 )
 JOB_STATES = ("queued", "running", "done", "failed")
+# Periodic jobs (target_app/scheduler.py): the ticks run at least once and the
+# runs, counted from the job's own table at each scrape like background_jobs.
+# runs / ticks is 1 when each tick runs once, whatever the number of workers.
+PERIODIC_JOB_TICKS = Gauge(
+    "periodic_job_ticks", "Schedule ticks a periodic job ran in", ["task"],
+    multiprocess_mode="mostrecent",
+)  # fmt: skip
+PERIODIC_JOB_RUNS = Gauge(
+    "periodic_job_runs", "Runs of a periodic job", ["task"], multiprocess_mode="mostrecent"
+)
 FAULT_ACTIVE = Gauge(
     "lab_fault_active",
     "1 while a scenario's faulty variant is on",

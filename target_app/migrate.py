@@ -6,10 +6,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, text
 
 from target_app.db import ensure_sqlite_dir
 
-__all__ = ["alembic_config", "upgrade"]
+__all__ = ["alembic_config", "upgrade", "upgrade_and_empty"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,3 +26,15 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     ensure_sqlite_dir(database_url)
     command.upgrade(alembic_config(database_url), revision)
+
+
+def upgrade_and_empty(database_url: str, *tables: str) -> None:
+    """The schema at head and these tables empty, their ids restarted: how a
+    scenario's `prepare` starts each variant from nothing (PostgreSQL)."""
+    upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+    finally:
+        engine.dispose()

@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Numeric, String, func
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "EtlJob", "Order", "OrderItem", "Payment", "Product", "ProductSnapshot", "User"]
+__all__ = [
+    "Base",
+    "EtlJob",
+    "Order",
+    "OrderItem",
+    "Payment",
+    "Product",
+    "ProductSnapshot",
+    "SalesDigest",
+    "User",
+]
 
 
 class Base(DeclarativeBase):
@@ -117,3 +127,21 @@ class ProductSnapshot(Base):
     category: Mapped[str] = mapped_column(String(60))
     price_with_tax: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     in_stock: Mapped[bool]
+
+
+class SalesDigest(Base):
+    """One send of a periodic digest (migration 0005). No unique (job, tick): the
+    in-process-scheduler scenario counts the ticks sent more than once."""
+
+    __tablename__ = "sales_digests"
+    __table_args__ = (Index("ix_sales_digests_job_tick", "job", "tick"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job: Mapped[str] = mapped_column(String(60))
+    tick: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[datetime]
+    period_end: Mapped[datetime]
+    orders: Mapped[int]
+    revenue: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    sent_by: Mapped[str] = mapped_column(String(80))
+    sent_at: Mapped[datetime] = mapped_column(server_default=func.now())

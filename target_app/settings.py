@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # This deployment runs job workers (target_app/worker.py): /metrics then
     # counts the jobs by state (`background_jobs{state}`) from their table.
     jobs_enabled: bool = False
+    # This process runs the periodic jobs (target_app/scheduler.py), every
+    # SCHEDULER_INTERVAL_S seconds; under gunicorn, each worker process does.
+    scheduler_enabled: bool = False
+    scheduler_interval_s: float = Field(3600.0, ge=0.5, le=86400.0)
     db_pool_size: int = Field(10, ge=1, le=200)
     db_max_overflow: int = Field(10, ge=0, le=200)
 

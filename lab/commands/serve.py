@@ -59,7 +59,7 @@ def run(
             enabled = valid.model_dump(mode="json")
         if workers is None:
             deployment = scenario.deployment(variant, valid)
-            workers = deployment.resolved_workers if deployment else None
+            workers = deployment.resolved_workers if deployment else scenario.app_workers
     workers = workers or 1
     if workers < 1:
         raise LabError(f"--workers must be at least 1, got {workers}")
@@ -85,6 +85,7 @@ def _serve(
     store.reset()
     if slug and enabled is not None:
         store.enable(slug, enabled, variant)
+    scenario = faults.get(slug) if slug else None
     database_url, _counts = seed_database(seed_rows, console=console)
     token = os.environ.get("LAB_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     config = AppConfig(port=port, workers=workers)
@@ -94,6 +95,7 @@ def _serve(
         "LAB_ADMIN_ENABLED": "true",
         "LAB_ADMIN_TOKEN": token,
         "FAULTS": "",
+        **(scenario.app_env if scenario else {}),
     }
     multiproc = lab_home() / "prometheus" / f"serve-{port}" if workers > 1 else None
     app = AppServer(config, None, multiproc)  # None: its output goes to the terminal

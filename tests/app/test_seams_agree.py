@@ -71,6 +71,8 @@ NOT_HERE = {
     "(a 503 that names PostgreSQL, test_etl.py)",
     "long-task-inline": "its variants answer differently on purpose (200 with the finished "
     "job vs 202 with its URLs), and both need PostgreSQL's COPY; the contract test runs both",
+    "in-process-scheduler": "no route: its seam is asked by each worker's scheduler, and "
+    "one process runs each tick once in both variants; the contract test runs 2 workers",
     "db-down": "its variants differ on purpose (503 with Retry-After vs 500): test_health.py",
     "single-worker": "a deployment scenario: its variants are how the app is started, a "
     "toggle is a 409 (test_lab_admin.py)",

@@ -191,7 +191,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) ->
     # What `lab run` gives an app that needs Postgres (lab/runner.py: _Network.app_env).
     app_env = {k: v for k, v in settings.items() if k.endswith("_URL") and k != "TOXIPROXY_URL"}
     # With a job worker, as `lab run` gives a scenario that has one: the jobs panel.
-    app = start_app(work, app_env.pop("DATABASE_URL"), workers=2, JOBS_ENABLED="true", **app_env)
+    app = start_app(work, app_env.pop("DATABASE_URL"), workers=2, JOBS_ENABLED="true",
+                    SCHEDULER_ENABLED="true", SCHEDULER_INTERVAL_S="2", **app_env)  # fmt: skip
     workers = _job_worker(app, work)
     try:
         with _registered(services["LAB_HOME"], app.server.config.port):

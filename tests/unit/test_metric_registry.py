@@ -36,7 +36,8 @@ SECONDS = 60
 
 
 def _scenario_rows(t: int) -> list[list[object]]:
-    """What only some scenarios measure: the kernel's peak RSS, ETL jobs, rejected work;
+    """What only some scenarios measure: the kernel's peak RSS, ETL jobs, rejected work,
+    periodic jobs' runs;
     and the requests the app served, which upstream calls are counted against."""
     ts, done = T0 + t, max(t, 0)
     return [
@@ -47,6 +48,8 @@ def _scenario_rows(t: int) -> list[list[object]]:
         [ts, t, "etl_rows_total", "outcome=loaded", 90.0 * done],
         [ts, t, "etl_duplicate_rows_total", "", 5.0 * done],
         [ts, t, "work_items_total", "kind=import|outcome=rejected", 2.0 * done],
+        [ts, t, "periodic_job_ticks", "task=sales-digest", float(done // 2)],
+        [ts, t, "periodic_job_runs", "task=sales-digest", float(done)],
     ]
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import anyio
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
-from target_app import metrics
+from target_app import metrics, scheduler
 from target_app.api.deps import DbSession
 from target_app.api.errors import DATABASE_DOWN, responses
 from target_app.db import Database
@@ -42,17 +43,23 @@ def _count_jobs(database: Database) -> None:
         metrics.BACKGROUND_JOBS.labels(state).set(states.get(state, 0))
 
 
+async def _refresh(what: str, count: Callable[[Database], None], database: Database) -> None:
+    """Gauges counted from a table at a scrape; a database that does not answer
+    (in 2 s) leaves the last numbers, and the scrape still answers."""
+    try:
+        with anyio.fail_after(2.0):
+            await anyio.to_thread.run_sync(count, database, abandon_on_cancel=True)
+    except Exception as exc:
+        log.warning("%s not refreshed: %s", what, exc)
+
+
 @router.get("/metrics", include_in_schema=False)
 async def prometheus_metrics(request: Request) -> Response:
-    if request.app.state.settings.jobs_enabled:
-        # The jobs' table is the truth (the queue's keys do not keep finished
-        # jobs); a database that does not answer leaves the last numbers.
-        try:
-            with anyio.fail_after(2.0):
-                await anyio.to_thread.run_sync(
-                    _count_jobs, request.app.state.db, abandon_on_cancel=True
-                )
-        except Exception as exc:
-            log.warning("background_jobs not refreshed: %s", exc)
+    settings, database = request.app.state.settings, request.app.state.db
+    if settings.jobs_enabled:
+        # The jobs' table is the truth (the queue's keys do not keep finished jobs).
+        await _refresh("background_jobs", _count_jobs, database)
+    if settings.scheduler_enabled:
+        await _refresh("periodic_job_runs", scheduler.refresh_metrics, database)
     body, content_type = metrics.render_latest()
     return Response(body, media_type=content_type)
