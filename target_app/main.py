@@ -33,6 +33,7 @@ from target_app.api.routes import (
     quotes,
     recommendations,
     reports,
+    sessions,
     uploads,
     users,
 )
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(products.router)
     app.include_router(orders.router)
     app.include_router(users.router)
+    app.include_router(sessions.router)
     app.include_router(catalog.router)
     app.include_router(recommendations.router)
     app.include_router(quotes.router)

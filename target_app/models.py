@@ -32,6 +32,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(255), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(20), default="customer")
+    # Argon2id (target_app/passwords.py); None: the user cannot log in. Migration 0006.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     orders: Mapped[list[Order]] = relationship(back_populates="user")

@@ -11,11 +11,12 @@ from decimal import Decimal
 from itertools import chain, islice
 from typing import Any
 
-from sqlalchemy import create_engine, delete, func, insert, select
+from sqlalchemy import create_engine, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, make_url
 
 from target_app.migrate import upgrade
 from target_app.models import Order, OrderItem, Payment, Product, User
+from target_app.passwords import seed_hash
 
 __all__ = ["CATEGORIES", "seed"]
 
@@ -43,6 +44,12 @@ def seed(
         with engine.begin() as conn:
             have = conn.scalar(select(func.count()).select_from(Product)) or 0
             if have == rows:
+                # Seeded before users had passwords (migration 0006): give them theirs.
+                conn.execute(
+                    update(User)
+                    .where(User.password_hash.is_(None))
+                    .values(password_hash=seed_hash())
+                )
                 return _counts(conn)
             if have:
                 for model in (Payment, OrderItem, Order, Product, User):
@@ -79,6 +86,8 @@ def _sources(rows: int) -> list[tuple[Any, Callable[[], Iterator[dict[str, Any]]
     n_users = max(rows // 10, 10)
     n_orders = max(rows // 5, 10)
 
+    password = seed_hash()  # every seeded user's, SEED_PASSWORD (target_app/passwords.py)
+
     def users() -> Iterator[dict[str, Any]]:
         for i in range(1, n_users + 1):
             yield {
@@ -86,6 +95,7 @@ def _sources(rows: int) -> list[tuple[Any, Callable[[], Iterator[dict[str, Any]]
                 "email": f"user{i}@shop.test",
                 "name": f"User {i}",
                 "role": "admin" if i == 1 else ("seller" if i % 50 == 0 else "customer"),
+                "password_hash": password,
             }
 
     def products() -> Iterator[dict[str, Any]]:
@@ -157,6 +167,10 @@ def _seed_postgres(
     with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
         row = conn.execute("SELECT count(*) FROM products").fetchone()
         if row is not None and row[0] == rows:
+            # Seeded before users had passwords (migration 0006): give them theirs.
+            conn.execute(
+                "UPDATE users SET password_hash = %s WHERE password_hash IS NULL", [seed_hash()]
+            )
             return _pg_counts(conn, tables)
         conn.execute(f"TRUNCATE {', '.join(reversed(tables))} RESTART IDENTITY")
         superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")

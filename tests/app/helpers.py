@@ -187,6 +187,11 @@ class Client:
         self._portal = portal
         self._client = client
 
+    @property
+    def cookies(self) -> httpx.Cookies:
+        """The client's cookie jar: what responses set is sent again, as a browser does."""
+        return self._client.cookies
+
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         call = functools.partial(self._client.request, method, url, **kwargs)
         return self._portal.call(call)

@@ -73,6 +73,8 @@ NOT_HERE = {
     "job vs 202 with its URLs), and both need PostgreSQL's COPY; the contract test runs both",
     "in-process-scheduler": "no route: its seam is asked by each worker's scheduler, and "
     "one process runs each tick once in both variants; the contract test runs 2 workers",
+    "in-memory-sessions": "the fixed variant keeps sessions in Redis (503 without it, "
+    "test_sessions.py); the contract test runs both with 2 workers",
     "db-down": "its variants differ on purpose (503 with Retry-After vs 500): test_health.py",
     "single-worker": "a deployment scenario: its variants are how the app is started, a "
     "toggle is a 409 (test_lab_admin.py)",

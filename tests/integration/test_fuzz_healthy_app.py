@@ -50,6 +50,9 @@ SEED = 37
 NEEDS_A_SERVICE = {
     "POST /etl/product-snapshots": "PostgreSQL",  # its COPY; the app runs on SQLite here
     "GET /catalog/stats": "Redis",
+    "POST /sessions": "Redis",  # the fixed variant keeps sessions in Redis
+    "GET /sessions/me": "Redis",
+    "DELETE /sessions": "Redis",
     "POST /etl/jobs": "Redis",  # the fixed variant queues the job on Redis
     "GET /etl/jobs/{job_id}/events": "Redis",  # the job's events come from Redis
     "GET /products/{product_id}/availability": "upstream",
