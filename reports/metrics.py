@@ -181,7 +181,7 @@ FIELDS: tuple[Field, ...] = (
     Field("percentiles_from", "where p50/p95/p99 come from: requests.csv or locust_stats.csv",
           percentiles),
     Metric("error_rate", "error rate", locust_totals, unit="%", better="lower",
-           groups=_KEY | _COMPARED | _BAR, samples=s.Samples(s.error_rate),
+           groups=_KEY | _COMPARED | _BAR | _ROUTE, samples=s.Samples(s.error_rate),
            source="client (Locust): locust_stats.csv failures / requests"),
     Metric("rss_slope_mb_per_10k_requests", "RSS slope after warm-up", rss_numbers,
            unit="MB / 10k requests", better="lower", groups=_KEY | _COMPARED | _BAR,

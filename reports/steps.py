@@ -90,13 +90,15 @@ def locust_totals(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     out["max_ms"] = finite(agg.get("Max Response Time"))
     out["error_rate"] = _div(out["failures"], out["requests"])
     out["rps"] = _div(out["requests"], out["duration_s"])
-    routes = {
-        name: {
-            "requests": int(_cell(row, "Request Count") or 0),
-            "failures": int(_cell(row, "Failure Count") or 0),
+    routes = {}
+    for name, row in _route_rows(ev).items():
+        route_requests = int(_cell(row, "Request Count") or 0)
+        route_failures = int(_cell(row, "Failure Count") or 0)
+        routes[name] = {
+            "requests": route_requests,
+            "failures": route_failures,
+            "error_rate": _div(route_failures, route_requests),
         }
-        for name, row in _route_rows(ev).items()
-    }
     # Locust's numbers per request name: the cheap endpoint that suffers next to a slow one.
     out["routes"] = routes or None
 
@@ -202,6 +204,8 @@ def percentiles(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
             numbers.update(dict.fromkeys(_QUANTILES))
         else:  # a route requests.csv missed (a torn file) keeps Locust's rounded numbers
             numbers.update({key: _cell(rows[name], col) for key, col in _LOCUST_COLUMNS.items()})
+        # The registry's order (reports/metrics.py): the error rate after the percentiles.
+        numbers["error_rate"] = numbers.pop("error_rate", None)
 
 
 def _quantiles(ms: pd.Series) -> list[float | None]:

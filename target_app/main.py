@@ -27,6 +27,7 @@ from target_app.api.routes import (
     health,
     imports,
     lab_admin,
+    live,
     orders,
     pricing,
     products,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(products.router)
     app.include_router(orders.router)
+    app.include_router(live.router)
     app.include_router(users.router)
     app.include_router(sessions.router)
     app.include_router(catalog.router)

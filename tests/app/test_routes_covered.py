@@ -40,6 +40,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     # test_payments.py runs it against the fake provider in process.
     ("GET", "/orders/{order_id}/payment"): {200, 202, 404, 422, 503},
     ("GET", "/orders/{order_id}/invoice"): {200, 404, 422},
+    ("POST", "/orders/{order_id}/status"): {200, 404, 422, 503},
     ("GET", "/users/{user_id}"): {200, 404, 422},
     ("GET", "/users/{user_id}/dashboard"): {200, 404, 422},
     ("POST", "/sessions"): {201, 401, 422, 503},

@@ -75,6 +75,8 @@ NOT_HERE = {
     "one process runs each tick once in both variants; the contract test runs 2 workers",
     "in-memory-sessions": "the fixed variant keeps sessions in Redis (503 without it, "
     "test_sessions.py); the contract test runs both with 2 workers",
+    "websocket-leak": "the fixed variant fans out through Redis (1013 without it); the "
+    "contract test follows orders over both with 2 workers",
     "db-down": "its variants differ on purpose (503 with Retry-After vs 500): test_health.py",
     "single-worker": "a deployment scenario: its variants are how the app is started, a "
     "toggle is a 409 (test_lab_admin.py)",

@@ -53,6 +53,7 @@ NEEDS_A_SERVICE = {
     "POST /sessions": "Redis",  # the fixed variant keeps sessions in Redis
     "GET /sessions/me": "Redis",
     "DELETE /sessions": "Redis",
+    "POST /orders/{order_id}/status": "Redis",  # the fixed live feed publishes on Redis
     "POST /etl/jobs": "Redis",  # the fixed variant queues the job on Redis
     "GET /etl/jobs/{job_id}/events": "Redis",  # the job's events come from Redis
     "GET /products/{product_id}/availability": "upstream",

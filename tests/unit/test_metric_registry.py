@@ -87,7 +87,14 @@ def test_every_listed_metric_is_a_numeric_summary_field() -> None:
     for metric in COMPARED_METRICS:  # "better" in the comparison needs a direction
         assert metric.better is not None, metric.name
     assert all(Group.COMPARED in m.groups for m in BAR_METRICS)
-    assert {m.name for m in ROUTE_METRICS} == {"requests", "failures", "p50_ms", "p95_ms", "p99_ms"}
+    assert {m.name for m in ROUTE_METRICS} == {
+        "requests",
+        "failures",
+        "error_rate",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+    }
 
 
 def test_summary_and_summary_json_keep_the_registry_order(rich_run: Path) -> None:
