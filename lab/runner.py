@@ -393,7 +393,7 @@ def _load_text(load: LoadConfig) -> str:
 def _prepare(state: _RunState) -> None:
     """The database the app will use, and the fault toggles it will read at start-up."""
     plan, options = state.plan, state.plan.options
-    service_env = _service_env(plan.scenario, plan.services)
+    service_env = scenario_service_env(plan.scenario, plan.services)
     database_url = service_env.get("DATABASE_URL")
     if database_url is None:
         database_url, _counts = seed_database(plan.seed_rows, console=state.console)
@@ -421,7 +421,7 @@ def _prepare(state: _RunState) -> None:
     }
 
 
-def _service_env(scenario: Scenario, services: set[str]) -> dict[str, str]:
+def scenario_service_env(scenario: Scenario, services: set[str]) -> dict[str, str]:
     """Addresses of the services that run; the app reaches each through its proxy."""
     from lab.topology import app_settings_env
 

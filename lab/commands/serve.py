@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+from typing import Any
 
 from rich.console import Console
 
@@ -75,6 +76,28 @@ def run(
             return INTERRUPTED
 
 
+def _services_of(scenario: faults.Scenario[Any, Any] | None, console: Console) -> dict[str, str]:
+    """The app's settings for the scenario's services that answer; a line for each that
+    does not, and for the job workers `lab serve` does not start."""
+    from lab.runner import available_services, scenario_service_env
+
+    if scenario is None or not scenario.requires:
+        return {}
+    up = available_services()
+    missing = [name for name in scenario.requires if name not in up]
+    if missing:
+        console.print(
+            f"[yellow]{', '.join(missing)} not running: `make up` starts the lab's services; "
+            "the routes that need them answer 503 until then"
+        )
+    if scenario.job_workers:
+        console.print(
+            f"[yellow]{scenario.slug} runs its jobs in job workers, which `lab serve` does not "
+            "start: `lab run` does"
+        )
+    return scenario_service_env(scenario, up)
+
+
 def _serve(
     undo: UndoStack, slug: str | None, enabled: dict[str, object] | None,
     variant: faults.Variant, workers: int, port: int, seed_rows: int, console: Console,
@@ -86,7 +109,11 @@ def _serve(
     if slug and enabled is not None:
         store.enable(slug, enabled, variant)
     scenario = faults.get(slug) if slug else None
-    database_url, _counts = seed_database(seed_rows, console=console)
+    # The addresses of the scenario's services that run, as `lab run` gives them.
+    services = _services_of(scenario, console)
+    database_url = services.pop("DATABASE_URL", None)
+    if database_url is None:
+        database_url, _counts = seed_database(seed_rows, console=console)
     token = os.environ.get("LAB_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     config = AppConfig(port=port, workers=workers)
     config.env = {
@@ -95,6 +122,7 @@ def _serve(
         "LAB_ADMIN_ENABLED": "true",
         "LAB_ADMIN_TOKEN": token,
         "FAULTS": "",
+        **services,
         **(scenario.app_env if scenario else {}),
     }
     multiproc = lab_home() / "prometheus" / f"serve-{port}" if workers > 1 else None
