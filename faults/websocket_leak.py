@@ -206,11 +206,12 @@ One socket per client following an order (`WS /orders/{id}/live`): accept, send 
 current status at once, then push each change; the change itself comes in through the API
 (`POST /orders/{id}/status`) and is published, not sent from the request that made it. The
 faulty version keeps a dict of sockets in the worker: with 2 workers about half the changes
-never reached their follower, because the POST landed on the other worker (the load's
-error rate {faulty.error_rate}, all of them missed updates). The fixed one publishes on
-Redis and every worker forwards to its own clients: error rate {fixed.error_rate}, every
-change delivered. Send the state on connect, after registering the socket, so a client
-that reconnects catches up and misses nothing in between; authenticate the socket (a
+never reached their follower, because the POST landed on the other worker (the symptom
+above: the share of `WS update` requests that failed). The fixed one publishes on Redis
+and every worker forwards to its own clients: every change delivered, at
+{fixed.rps} requests/s against {faulty.rps} (each missed change made its client wait 2 s).
+Send the state on connect, after registering the socket, so a client that reconnects
+catches up and misses nothing in between; authenticate the socket (a
 cookie, or a token in the first message, not in the URL); keep a REST endpoint for the
 current state. Reproduce with
 `make fault=websocket-leak compare`.""",
@@ -221,8 +222,9 @@ current state. Reproduce with
 Remove the socket whatever ended it: in a `finally` around the receive loop, not after it.
 A disconnect raises `WebSocketDisconnect` out of `receive_text()`, so the faulty clean-up
 after the loop never runs, and every closed tab stays in the registry with its scope and
-protocol objects: the contract test counts the worker's RSS over the load's
-connect/disconnect cycles. Clients that vanish without a close frame (a phone losing its
+protocol objects, about 18 KB each here: over the run's connect/disconnect cycles the
+faulty workers grew by {faulty.rss_growth_mb} MB, the fixed ones by {fixed.rss_growth_mb}
+MB. Clients that vanish without a close frame (a phone losing its
 network) are found by protocol pings: uvicorn sends one every `ws_ping_interval` (20 s) and
 closes a socket that does not answer within `ws_ping_timeout` (20 s), which ends its loop.
 A send that fails is skipped; the socket's own loop removes it. Clients reconnect with
