@@ -204,8 +204,6 @@ def percentiles(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
             numbers.update(dict.fromkeys(_QUANTILES))
         else:  # a route requests.csv missed (a torn file) keeps Locust's rounded numbers
             numbers.update({key: _cell(rows[name], col) for key, col in _LOCUST_COLUMNS.items()})
-        # The registry's order (reports/metrics.py): the error rate after the percentiles.
-        numbers["error_rate"] = numbers.pop("error_rate", None)
 
 
 def _quantiles(ms: pd.Series) -> list[float | None]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from .evidence import Evidence, load_evidence
 from .formats import SummaryFile, read_meta
-from .metrics import STEPS, SUMMARY_FIELDS
+from .metrics import ROUTE_METRICS, STEPS, SUMMARY_FIELDS
 
 __all__ = [
     "SUMMARY_FIELDS",
@@ -22,12 +22,21 @@ __all__ = [
 ]
 
 
+ROUTE_FIELDS = [metric.name for metric in ROUTE_METRICS]
+
+
 def summarize_evidence(ev: Evidence) -> dict[str, Any]:
     """The summary dict of loaded evidence: every field of SUMMARY_FIELDS, in order."""
     out: dict[str, Any] = dict.fromkeys(SUMMARY_FIELDS)
     notes = list(ev.notes)
     for step in STEPS:
         step(ev, out, notes)
+    # Each route's numbers in the registry's order too, whichever step filled which.
+    if out.get("routes"):
+        out["routes"] = {
+            name: {metric: numbers.get(metric) for metric in ROUTE_FIELDS}
+            for name, numbers in out["routes"].items()
+        }
     return out
 
 

@@ -24,6 +24,22 @@ REPO = Path(__file__).resolve().parents[2]
 MEASURED: list[dict[str, Any]] = []
 
 
+def direct_database_url() -> str:
+    """The test services' PostgreSQL, not through Toxiproxy: to count what a run left."""
+    from lab.topology import LINKS
+    from tests.conftest import OFFSET
+
+    return f"postgresql+psycopg://lab@127.0.0.1:{LINKS['postgres'].direct_port + int(OFFSET)}/shop"
+
+
+def direct_redis_url() -> str:
+    """The test services' Redis, not through Toxiproxy."""
+    from lab.topology import LINKS
+    from tests.conftest import OFFSET
+
+    return f"redis://127.0.0.1:{LINKS['redis'].direct_port + int(OFFSET)}/0"
+
+
 def last_sample(run_dir: Path, name: str, labels: str = "") -> float:
     """A series of the app's /metrics at the run's last sample (metrics.csv), 0 if absent."""
     last = 0.0

@@ -11,18 +11,11 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.scenarios.contract import prove
+from tests.scenarios.contract import direct_database_url, prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
 ROWS = 1_000_000  # the products `lab up` seeds (tests/conftest.py SERVICES_SEED_ROWS)
-
-
-def _database_url() -> str:
-    from lab.topology import LINKS
-    from tests.conftest import OFFSET
-
-    return f"postgresql+psycopg://lab@127.0.0.1:{LINKS['postgres'].direct_port + int(OFFSET)}/shop"
 
 
 def test_etl_in_memory_streams_and_resumes_from_its_checkpoint(
@@ -60,7 +53,7 @@ def test_retry_resumes_after_the_last_committed_chunk(
     from tests.conftest import start_app
 
     lab_services("postgres")
-    url = _database_url()
+    url = direct_database_url()
     prepare("fixed", url)  # schema at head, ETL tables empty
     rows, half = 45_000, 22_500
     # The failure hits the chunk that crosses half-way, before its commit: the

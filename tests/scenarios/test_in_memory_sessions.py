@@ -15,7 +15,7 @@ import pytest
 
 from target_app.passwords import SEED_PASSWORD
 from tests.conftest import RunningApp, start_app
-from tests.scenarios.contract import assert_symptoms, run_variant
+from tests.scenarios.contract import direct_redis_url, prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
@@ -27,10 +27,7 @@ PLANTED = "an-id-the-attacker-planted-in-the-victims-browser"
 def test_in_memory_sessions_give_logged_in_users_401s_across_workers(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
-    env = lab_services("redis")
-    faulty = run_variant(SLUG, False, tmp_path / "faulty", env)
-    fixed = run_variant(SLUG, True, tmp_path / "fixed", env)
-    assert_symptoms(SLUG, faulty, fixed)
+    faulty, fixed = prove(SLUG, tmp_path, lab_services("redis"))
     # The faulty failures are the app's 401s (the server's count, not only the client's):
     # a session made by one worker, asked for on the other.
     assert int(faulty["responses_by_status"].get("401", 0)) > 0, faulty["responses_by_status"]
@@ -43,12 +40,8 @@ def test_in_memory_sessions_give_logged_in_users_401s_across_workers(
 def app(
     tmp_path: Path, seeded_db: str, lab_services: Callable[..., dict[str, str]]
 ) -> Iterator[RunningApp]:
-    from lab.topology import LINKS
-    from tests.conftest import OFFSET
-
     lab_services("redis")
-    redis_url = f"redis://127.0.0.1:{LINKS['redis'].direct_port + int(OFFSET)}/0"
-    running = start_app(tmp_path, seeded_db, REDIS_URL=redis_url)
+    running = start_app(tmp_path, seeded_db, REDIS_URL=direct_redis_url())
     try:
         yield running
     finally:

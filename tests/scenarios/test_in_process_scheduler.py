@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.scenarios.contract import assert_symptoms, run_variant
+from tests.scenarios.contract import assert_symptoms, direct_database_url, run_variant
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
 SLUG = "in-process-scheduler"
 WORKERS = 2  # the scenario's app_workers
-
-
-def _database_url() -> str:
-    from lab.topology import LINKS
-    from tests.conftest import OFFSET
-
-    return f"postgresql+psycopg://lab@127.0.0.1:{LINKS['postgres'].direct_port + int(OFFSET)}/shop"
 
 
 def _sends_per_tick(url: str) -> dict[int, list[str]]:
@@ -48,7 +41,7 @@ def test_in_process_scheduler_sends_each_tick_once_per_worker_and_the_lock_once(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
     env = lab_services("postgres", "redis")
-    url = _database_url()
+    url = direct_database_url()
     # Each variant's `prepare` empties sales_digests: the sends are counted after each.
     faulty = run_variant(SLUG, False, tmp_path / "faulty", env)
     faulty_sends = _sends_per_tick(url)

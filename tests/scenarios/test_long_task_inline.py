@@ -22,19 +22,12 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.scenarios.contract import REPO, assert_symptoms, run_variant
+from tests.scenarios.contract import REPO, assert_symptoms, direct_database_url, run_variant
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
 SLUG = "long-task-inline"
 JOB_ROWS = 100_000  # loadtests/workloads/etl_jobs.py: products per job
-
-
-def _database_url() -> str:
-    from lab.topology import LINKS
-    from tests.conftest import OFFSET
-
-    return f"postgresql+psycopg://lab@127.0.0.1:{LINKS['postgres'].direct_port + int(OFFSET)}/shop"
 
 
 def _jobs(url: str) -> dict[int, dict[str, Any]]:
@@ -70,7 +63,7 @@ def test_long_task_inline_queued_jobs_answer_at_once_and_run_exactly_once(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
     env = lab_services("postgres", "redis")
-    url = _database_url()
+    url = direct_database_url()
     # Each variant's `prepare` empties the ETL tables: the jobs are counted after each.
     faulty = run_variant(SLUG, False, tmp_path / "faulty", env)
     faulty_jobs = _jobs(url)
@@ -131,7 +124,7 @@ def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
     env = lab_services("postgres", "redis")
-    url = _database_url()
+    url = direct_database_url()
     args = [sys.executable, "-m", "lab.cli", "run", SLUG, "--fixed", "--out", str(tmp_path),
             "--duration", "30s"]  # fmt: skip
     lab = subprocess.Popen(

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.scenarios.contract import last_sample, prove
+from tests.scenarios.contract import direct_redis_url, last_sample, prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
@@ -47,13 +47,6 @@ def test_no_cache_computes_once_per_ttl_window_with_50_clients(
 # --- the lock itself, in-process against the lab's Redis ----------------------------
 
 
-def _redis_url() -> str:
-    from lab.topology import LINKS
-    from tests.conftest import OFFSET
-
-    return f"redis://127.0.0.1:{LINKS['redis'].direct_port + int(OFFSET)}/0"
-
-
 def test_two_concurrent_misses_compute_once(lab_services: Callable[..., dict[str, str]]) -> None:
     from redis.asyncio import Redis
 
@@ -63,7 +56,7 @@ def test_two_concurrent_misses_compute_once(lab_services: Callable[..., dict[str
     computed: list[str] = []  # counted by the computation, outside the seam
 
     async def scenario() -> list[bytes]:
-        redis = Redis.from_url(_redis_url())
+        redis = Redis.from_url(direct_redis_url())
         try:
             await redis.delete(KEY, LOCK_KEY)
             cache = RedisCacheWithLock(BestsellerParams())
@@ -97,7 +90,7 @@ def test_an_expired_lock_is_not_released_by_its_old_holder(
     lab_services("redis")
 
     async def scenario() -> None:
-        redis = Redis.from_url(_redis_url())
+        redis = Redis.from_url(direct_redis_url())
         try:
             await redis.delete(KEY, LOCK_KEY)
             slow = RedisCacheWithLock(BestsellerParams(lock_seconds=0.2, wait_seconds=0))
@@ -157,9 +150,9 @@ def test_the_release_has_no_window_between_check_and_delete(
             return value
 
     async def scenario() -> None:
-        redis = ExpiresAfterEachLockRead.from_url(_redis_url())
+        redis = ExpiresAfterEachLockRead.from_url(direct_redis_url())
         assert isinstance(redis, ExpiresAfterEachLockRead)
-        probe = Redis.from_url(_redis_url())  # a plain client, to look without the hook
+        probe = Redis.from_url(direct_redis_url())  # a plain client, to look without the hook
         try:
             await redis.delete(KEY, LOCK_KEY)
             cache = RedisCacheWithLock(BestsellerParams(lock_seconds=30))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.scenarios.contract import prove
+from tests.scenarios.contract import direct_database_url, prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
@@ -17,8 +17,6 @@ def test_slow_query_index_shipped_as_a_migration(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
     from faults.slow_query import prepare
-    from lab.topology import LINKS
-    from tests.conftest import OFFSET
 
     env = lab_services("postgres")
     faulty, fixed = prove("slow-query", tmp_path, env, duration="12s", users=10)
@@ -26,7 +24,7 @@ def test_slow_query_index_shipped_as_a_migration(
     assert faulty["p95_ms"] >= 5 * fixed["p95_ms"]
 
     # What the diagnosis page tells the user to look at, checked for real.
-    url = f"postgresql+psycopg://lab@127.0.0.1:{LINKS['postgres'].direct_port + int(OFFSET)}/shop"
+    url = direct_database_url()
     engine = create_engine(url)
     explain = text("EXPLAIN SELECT id FROM products WHERE name = 'Toys item 3'")
     try:
@@ -126,12 +124,11 @@ def test_the_index_migration_does_not_block_writes(
 ) -> None:
     from alembic import command
 
-    from lab.topology import LINKS
     from target_app.migrate import alembic_config
-    from tests.conftest import OFFSET, SERVICES_SEED_ROWS
+    from tests.conftest import SERVICES_SEED_ROWS
 
     lab_services("postgres")  # products: SERVICES_SEED_ROWS (1,000,000) rows
-    url = f"postgresql+psycopg://lab@127.0.0.1:{LINKS['postgres'].direct_port + int(OFFSET)}/shop"
+    url = direct_database_url()
     config = alembic_config(url)
     try:
         command.downgrade(config, "0001")  # 0002's downgrade: DROP INDEX CONCURRENTLY

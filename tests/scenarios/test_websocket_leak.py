@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.contract import assert_symptoms, run_variant
+from tests.scenarios.contract import prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
 
@@ -26,10 +26,7 @@ LEAK_MB_PER_10K_REQUESTS = 10.0
 def test_websocket_leak_misses_updates_across_workers_and_keeps_closed_sockets(
     tmp_path: Path, lab_services: Callable[..., dict[str, str]]
 ) -> None:
-    env = lab_services("redis")
-    faulty = run_variant(SLUG, False, tmp_path / "faulty", env)
-    fixed = run_variant(SLUG, True, tmp_path / "fixed", env)
-    assert_symptoms(SLUG, faulty, fixed)
+    faulty, fixed = prove(SLUG, tmp_path, lab_services("redis"))
     updates = "WS update"
     # Fixed: every change reached its follower, whichever worker each side was on.
     assert fixed["routes"][updates]["failures"] == 0, fixed["routes"][updates]

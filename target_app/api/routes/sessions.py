@@ -72,10 +72,14 @@ async def _stored(call: Awaitable[T]) -> T:
         ) from None
 
 
+def _clear_cookie(response: Response) -> Response:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
 def _not_logged_in() -> HTTPException:
     """401, and the cookie cleared: a browser that logs in again then presents no id."""
-    cleared = Response()
-    cleared.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
+    cleared = _clear_cookie(Response())
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         NOT_LOGGED_IN[1],
@@ -134,6 +138,4 @@ async def log_out(
     if shop_session:
         store = seams.pick(in_memory_sessions.SCENARIO)
         await _stored(store.end(shop_session, request.app.state.redis))
-    response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax")
-    return response
+    return _clear_cookie(Response(status_code=status.HTTP_204_NO_CONTENT))
