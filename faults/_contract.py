@@ -27,6 +27,7 @@ __all__ = [
     "SymptomResult",
     "Toxic",
     "Variant",
+    "WorkerClass",
 ]
 
 # The catalogue's boundary: a scenario module imports this leaf, the standard
@@ -88,12 +89,22 @@ class Answer:
     answer: str
 
 
+WorkerClass = Literal["uvicorn", "gthread"]
+
+
 @dataclass(frozen=True)
 class Deployment:
     """How the app is started. A deployment scenario's variants are these, not code:
-    the same app, run differently (worker count today; a release switch later)."""
+    the same app, run differently (worker count and type today; a release switch later).
+
+    `worker_class` "uvicorn": gunicorn with uvicorn workers (one process: uvicorn
+    alone); "gthread": gunicorn's threaded WSGI worker, the app behind an ASGI-to-WSGI
+    adapter (target_app/wsgi.py), each worker serving `threads` requests at a time.
+    """
 
     workers: int  # 0: one worker per CPU core
+    worker_class: WorkerClass = "uvicorn"
+    threads: int = 1  # gthread: requests one worker serves at once
 
     @property
     def resolved_workers(self) -> int:

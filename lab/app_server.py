@@ -1,4 +1,5 @@
-"""Start the target app the way production would: uvicorn, or gunicorn + uvicorn workers."""
+"""Start the target app the way production would: uvicorn, or gunicorn + uvicorn workers
+(or gunicorn's threaded WSGI workers, for the deployment scenario that compares them)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from faults._contract import WorkerClass
 from lab.errors import LabError
 from lab.processes import Child
 
@@ -23,6 +25,8 @@ class AppConfig:
     port: int = 8000
     workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    worker_class: WorkerClass = "uvicorn"
+    threads: int = 1  # gthread only: requests one worker serves at once
 
     @property
     def base_url(self) -> str:
@@ -30,14 +34,30 @@ class AppConfig:
 
     @property
     def server(self) -> str:
-        return "gunicorn" if self.workers > 1 else "uvicorn"
+        return "gunicorn" if self.workers > 1 or self.worker_class != "uvicorn" else "uvicorn"
+
+    @property
+    def label(self) -> str:
+        """How the app runs, for a person: "uvicorn x1", "gunicorn x2",
+        "gunicorn gthread x5 (2 threads)"."""
+        if self.worker_class == "gthread":
+            return f"gunicorn gthread x{self.workers} ({self.threads} threads)"
+        return f"{self.server} x{self.workers}"
 
 
 def app_command(config: AppConfig) -> list[str]:
-    if config.workers > 1:
-        import target_app
+    import target_app
 
-        conf = Path(target_app.__file__).parent / "gunicorn_conf.py"
+    conf = Path(target_app.__file__).parent / "gunicorn_conf.py"
+    if config.worker_class == "gthread":
+        # The command line's worker class wins over gunicorn_conf.py's uvicorn one.
+        return [
+            sys.executable, "-m", "gunicorn", "-c", str(conf), "--worker-class", "gthread",
+            "--threads", str(config.threads),
+            "--bind", f"{config.host}:{config.port}", "--workers", str(config.workers),
+            "target_app.wsgi:create_wsgi_app()",
+        ]  # fmt: skip
+    if config.workers > 1:
         return [
             sys.executable, "-m", "gunicorn", "-c", str(conf),
             "--bind", f"{config.host}:{config.port}", "--workers", str(config.workers),

@@ -29,19 +29,26 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
+    "CURVE_KIND",
+    "CURVE_TOLERANCE",
     "DEFAULT_FILE",
     "KINDS",
     "NOT_MEASURED",
     "SWEEP_FIELDS",
     "SWEEP_KIND",
+    "SYMPTOM_METRIC",
+    "CurveMeasurement",
     "MeasurementFile",
     "Pair",
     "Provenance",
     "StepsMeasurement",
     "SweepMeasurement",
     "cited_metrics",
+    "curve_markdown",
+    "finite_number",
     "fmt",
     "latest",
+    "latest_curve",
     "latest_steps",
     "latest_sweep",
     "machine_now",
@@ -61,6 +68,9 @@ SWEEP_FIELDS = ("throughput_at_slo",)
 # Any `{word.word}`: a placeholder of an unknown kind is caught by the page test too.
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\.([A-Za-z0-9_]+)\}")
 _RENDERED = re.compile(_PLACEHOLDER.pattern + "(x?)")  # a ratio's "x" suffix, kept with it
+# `{faulty.symptom}`: the symptom's value in that run (a route's p50, a ratio of two
+# routes' ...), which is not always a top-level summary number.
+SYMPTOM_METRIC = "symptom"
 # Always shown in the "Measured" block, whatever the answers cite.
 BASE_METRICS = ("p95_ms", "rps")
 
@@ -111,6 +121,12 @@ class Pair:
     together: bool  # measured as a pair (bench, prove), not two unrelated runs
 
     def value(self, kind: str, metric: str) -> float | None:
+        if metric == SYMPTOM_METRIC:  # the symptom's own value, as each run judged it
+            values = {k: finite_number(self.symptom.get(f"{k}_value")) for k in ("faulty", "fixed")}
+            if kind != "ratio":
+                return values.get(kind)
+            faulty, fixed = values["faulty"], values["fixed"]
+            return faulty / fixed if faulty is not None and fixed else None
         if kind == "ratio":
             faulty, fixed = self.faulty.get(metric), self.fixed.get(metric)
             if faulty is None or fixed is None or fixed == 0:
@@ -199,6 +215,81 @@ class SweepMeasurement:
         )
 
 
+# `{curve.cpu_uvicorn_best_workers}`: a number of the scenario's worker curve; the
+# name says which series (mix, worker class) and which point (its best, or N workers).
+CURVE_KIND = "curve"
+_CURVE_FIELD = re.compile(
+    r"^(?P<mix>[a-z]+)_(?P<cls>uvicorn|gthread)_(?P<at>best|\d+)_(?P<metric>[a-z0-9_]+)$"
+)
+# A point within this share of its series' highest throughput counts as reaching it:
+# two runs of one setup differ by a few percent on a shared box, so "the best" is
+# the fewest workers that get there, not whichever point noise put on top.
+CURVE_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class CurveMeasurement:
+    """A deployment's curve (worker-sizing's): throughput and latency against the worker
+    count, for each worker class on each mix; one point per closed run of `step_s`."""
+
+    slug: str
+    step_s: float
+    # mix, worker_class, workers, users, rps, p50_ms, p99_ms, app_cpu_cores, rss_end_mb,
+    # error_rate, run
+    points: tuple[Mapping[str, Any], ...]
+    provenance: Provenance
+
+    def series(self, mix: str, worker_class: str) -> list[Mapping[str, Any]]:
+        found = [p for p in self.points
+                 if p.get("mix") == mix and p.get("worker_class") == worker_class]  # fmt: skip
+        return sorted(found, key=lambda p: int(p.get("workers") or 0))
+
+    def best(self, mix: str, worker_class: str) -> Mapping[str, Any] | None:
+        """The fewest workers within CURVE_TOLERANCE of the series' highest throughput."""
+        measured = [p for p in self.series(mix, worker_class) if finite_number(p.get("rps"))]
+        if not measured:
+            return None
+        top = max(float(p["rps"]) for p in measured)
+        return next(p for p in measured if float(p["rps"]) >= top * (1 - CURVE_TOLERANCE))
+
+    def value(self, name: str) -> float | None:
+        """A placeholder's number: `<mix>_<class>_<best|N>_<metric>`, e.g.
+        io_gthread_best_rps, cpu_uvicorn_1_p99_ms, cpu_uvicorn_best_workers."""
+        match = _CURVE_FIELD.match(name)
+        if match is None:
+            return None
+        mix, cls, at, metric = match.group("mix", "cls", "at", "metric")
+        if at == "best":
+            point = self.best(mix, cls)
+        else:
+            point = next((p for p in self.series(mix, cls) if p.get("workers") == int(at)), None)
+        return finite_number(point.get(metric)) if point else None
+
+    @staticmethod
+    def names_a_field(name: str) -> bool:
+        """Whether `name` has a curve placeholder's shape (the page test checks each)."""
+        return _CURVE_FIELD.match(name) is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step_s": self.step_s, "points": [dict(p) for p in self.points],
+                **asdict(self.provenance)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, slug: str, data: Mapping[str, Any]) -> CurveMeasurement:
+        return cls(
+            slug=slug,
+            step_s=float(data.get("step_s") or 0.0),
+            points=tuple(dict(p) for p in data.get("points") or ()),
+            provenance=Provenance.from_dict(data),
+        )
+
+
+def finite_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 # --- the committed file ------------------------------------------------------
 
 
@@ -216,6 +307,7 @@ class MeasurementFile:
     steps: dict[str, StepsMeasurement] = field(default_factory=dict)
     # Added in format 1 without a bump: a new key, which older readers ignore.
     sweeps: dict[str, SweepMeasurement] = field(default_factory=dict)
+    curves: dict[str, CurveMeasurement] = field(default_factory=dict)  # the same, later
 
     FORMAT = 1
 
@@ -232,7 +324,10 @@ class MeasurementFile:
         sweeps = {
             s: SweepMeasurement.from_dict(s, d) for s, d in (data.get("sweeps") or {}).items()
         }
-        return cls(path, pairs, steps, sweeps)
+        curves = {
+            s: CurveMeasurement.from_dict(s, d) for s, d in (data.get("curves") or {}).items()
+        }
+        return cls(path, pairs, steps, sweeps, curves)
 
     def save(self) -> None:
         data = {
@@ -240,6 +335,7 @@ class MeasurementFile:
             "scenarios": {s: self.pairs[s].as_dict() for s in sorted(self.pairs)},
             "steps": {s: self.steps[s].as_dict() for s in sorted(self.steps)},
             "sweeps": {s: self.sweeps[s].as_dict() for s in sorted(self.sweeps)},
+            "curves": {s: self.curves[s].as_dict() for s in sorted(self.curves)},
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_suffix(".tmp")
@@ -428,6 +524,14 @@ def latest_sweep(
     return _newest(stored, _bench_parts(root, "sweep", slug, SweepMeasurement.from_dict))
 
 
+def latest_curve(
+    slug: str, root: Path = Path("runs"), committed: Path = DEFAULT_FILE
+) -> CurveMeasurement | None:
+    """The newest worker curve of `slug`: a bench.json's `curve` part, or the file's."""
+    stored = MeasurementFile.load(committed).curves.get(slug)
+    return _newest(stored, _bench_parts(root, "curve", slug, CurveMeasurement.from_dict))
+
+
 class _Measured(Protocol):
     @property
     def provenance(self) -> Provenance: ...
@@ -478,8 +582,12 @@ def placeholders(text: str) -> list[tuple[str, str]]:
 
 
 def cited_metrics(texts: Iterable[str]) -> set[str]:
-    """The summary metrics the texts cite (a pair's: not the sweep's fields)."""
-    return {metric for text in texts for kind, metric in placeholders(text) if kind != SWEEP_KIND}
+    """The summary metrics the texts cite (a pair's: not the sweep's or the curve's
+    fields, nor `symptom`, which the pair keeps apart)."""
+    return {
+        metric for text in texts for kind, metric in placeholders(text)
+        if kind not in (SWEEP_KIND, CURVE_KIND) and metric != SYMPTOM_METRIC
+    }  # fmt: skip
 
 
 def fmt(value: float | None) -> str:
@@ -493,15 +601,25 @@ def fmt(value: float | None) -> str:
     return f"{rounded:,.0f}" if decimals <= 0 else f"{rounded:.{decimals}f}"
 
 
-def render(text: str, pair: Pair | None, sweep: SweepMeasurement | None = None) -> str:
-    """`text` with each placeholder replaced by the pair's (or the sweep's) number, or
-    NOT_MEASURED."""
+def render(
+    text: str,
+    pair: Pair | None,
+    sweep: SweepMeasurement | None = None,
+    curve: CurveMeasurement | None = None,
+) -> str:
+    """`text` with each placeholder replaced by the pair's (or the sweep's, or the
+    curve's) number, or NOT_MEASURED."""
 
     def number(match: re.Match[str]) -> str:
         kind, metric, times = match.group(1), match.group(2), match.group(3)
         if kind == SWEEP_KIND:
             known = sweep is not None and metric in SWEEP_FIELDS
             return fmt(getattr(sweep, metric) if known else None)
+        if kind == CURVE_KIND:
+            value = curve.value(metric) if curve is not None else None
+            if value is not None and metric.endswith("_workers"):
+                return str(round(value))  # a count: "2", not "2.00"
+            return fmt(value)
         if kind not in KINDS or pair is None:
             return NOT_MEASURED
         value = pair.value(kind, metric)
@@ -534,3 +652,43 @@ def sweep_markdown(sweep: SweepMeasurement) -> list[str]:
     if sweep.points and sweep.points[-1].get("meets"):
         lines.append("Every rate tried met it: the sweep's highest rate is a lower bound.")
     return [*lines, "", sweep.provenance.line()]
+
+
+def curve_markdown(curve: CurveMeasurement) -> list[str]:
+    """A worker curve as one table per mix: each worker class's throughput and p99 at
+    each worker count, the best count of each marked."""
+    lines: list[str] = []
+    mixes = list(dict.fromkeys(str(p.get("mix")) for p in curve.points))
+    classes = list(dict.fromkeys(str(p.get("worker_class")) for p in curve.points))
+    for mix in mixes:
+        sample = next(p for p in curve.points if p.get("mix") == mix)
+        counts = sorted({int(p.get("workers") or 0) for p in curve.points if p.get("mix") == mix})
+        best = {cls: curve.best(mix, cls) for cls in classes}
+        rate = finite_number(sample.get("rate"))
+        load = (f"open, {rate:g} req/s offered, p99 from each request's intended time" if rate
+                else f"closed, {sample.get('users')} users")  # fmt: skip
+        lines += [
+            f"**{mix} mix** (workload `{sample.get('workload')}`, {load}, "
+            f"{curve.step_s:g} s per point; req/s served, p99 ms, cores used):",
+            "",
+            "| workers | " + " | ".join(f"{cls} req/s | {cls} p99 ms | {cls} cores"
+                                      for cls in classes) + " |",
+            "|---|" + "---|---|---|" * len(classes),
+        ]  # fmt: skip
+        for count in counts:
+            cells = []
+            for cls in classes:
+                point = next((p for p in curve.series(mix, cls) if p.get("workers") == count), {})
+                mark = " (best)" if point and point is best[cls] else ""
+                cells += [f"{fmt(finite_number(point.get('rps')))}{mark}",
+                          fmt(finite_number(point.get("p99_ms"))),
+                          fmt(finite_number(point.get("app_cpu_cores")))]  # fmt: skip
+            lines.append(f"| {count} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        f"(best): the fewest workers within {CURVE_TOLERANCE:.0%} of that type's highest "
+        "throughput on the mix.",
+        "",
+        curve.provenance.line(),
+    ]
+    return lines

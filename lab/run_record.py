@@ -66,6 +66,8 @@ class AppRecord:
     port: int
     state_file: str  # the fault toggles the app reads
     command: list[str] = field(default_factory=list)  # as started, profiler wrapper included
+    worker_class: str = "uvicorn"  # uvicorn | gthread (gunicorn's threaded WSGI worker)
+    threads: int = 1  # gthread: requests one worker serves at once
 
 
 @dataclass

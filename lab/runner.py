@@ -359,7 +359,10 @@ def _open(plan: _Plan, console: Console) -> _RunState:
         spawn_rate=options.spawn_rate or float(plan.users), duration_s=plan.duration_s,
         seed_rows=plan.seed_rows, rate=options.rate, load_processes=options.load_processes,
     )  # fmt: skip
+    deployment = scenario.deployment(options.variant, plan.params)
     app_config = AppConfig(port=free_port(), workers=plan.workers)
+    if deployment is not None:  # the variant's worker type; the count may be --workers'
+        app_config.worker_class, app_config.threads = deployment.worker_class, deployment.threads
     record = RunRecord(
         path=run_dir / "meta.json", run_id=run_dir.name,
         scenario=scenario.slug, title=scenario.title, seeds=list(scenario.seeds),
@@ -367,14 +370,15 @@ def _open(plan: _Plan, console: Console) -> _RunState:
         params=plan.params.model_dump(mode="json"), symptom=scenario.symptom.as_dict(),
         load=load.as_dict(),
         app=AppRecord(server=app_config.server, workers=app_config.workers,
-                      host=app_config.host, port=app_config.port, state_file=str(store.path)),
+                      host=app_config.host, port=app_config.port, state_file=str(store.path),
+                      worker_class=app_config.worker_class, threads=app_config.threads),
         profile=options.profile,
     )  # fmt: skip
     record.write()
     console.print(
         f"[bold]{scenario.slug}[/] ({options.variant}) - {scenario.title}\n"
         f"load: {_load_text(load)}, {load.shape}, {load.duration_s:g} s; "
-        f"app: {app_config.server} x{app_config.workers}; profile: {options.profile}"
+        f"app: {app_config.label}; profile: {options.profile}"
     )
     return _RunState(plan, console, run_dir, record, store, load, app_config)
 
@@ -479,7 +483,7 @@ def _start(state: _RunState) -> None:
     plan, options, undo = state.plan, state.plan.options, state.undo
     # Job workers write their metrics next to the app's, which /metrics then
     # aggregates (prometheus-client's multiprocess mode), as gunicorn's workers do.
-    shared_metrics = plan.workers > 1 or plan.scenario.job_workers > 0
+    shared_metrics = state.app_config.server == "gunicorn" or plan.scenario.job_workers > 0
     multiproc = lab_home() / "prometheus" / state.run_dir.name if shared_metrics else None
     app = state.app = AppServer(state.app_config, state.run_dir / "app.log", multiproc)
     command, env = app_command(state.app_config), app.environment()

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,23 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import faults
-from lab.bench import capacity, catalogue, heavy_json_steps, outage, overhead, slo_sweep
+from lab.bench import (
+    capacity,
+    catalogue,
+    heavy_json_steps,
+    outage,
+    overhead,
+    slo_sweep,
+    worker_sizing,
+)
 from lab.errors import LabError
 
 __all__ = ["PARTS", "run"]
 
-PARTS = ("catalogue", "capacity", "overhead", "outage", "slo-sweep", "heavy-json-steps")
+PARTS = (
+    "catalogue", "capacity", "overhead", "outage", "slo-sweep", "heavy-json-steps",
+    "worker-sizing",
+)  # fmt: skip
 
 
 def _machine() -> dict[str, Any]:
@@ -85,16 +96,17 @@ def run(
             ):
                 results["outage"] = outage.run(out / "outage")
         if "slo-sweep" in parts:
-            with console.status("slo-sweep") as status:
-                results["sweep"] = {slo_sweep.SLUG: slo_sweep.run(
-                    out / "bench.json", out / "sweep",
-                    progress=lambda text: status.update(f"slo-sweep: {text}"),
-                )}  # fmt: skip
+            results["sweep"] = {slo_sweep.SLUG: _stepped(console, "slo-sweep", lambda progress:
+                slo_sweep.run(out / "bench.json", out / "sweep", progress=progress))}  # fmt: skip
         if "heavy-json-steps" in parts:
             with console.status("heavy-json step by step: each step in a fresh process"):
                 results["steps"] = {
                     heavy_json_steps.SLUG: heavy_json_steps.bench_part(out / "bench.json")
                 }
+        if "worker-sizing" in parts:
+            results["curve"] = {worker_sizing.SLUG: _stepped(console, "worker-sizing", lambda
+                progress: worker_sizing.run(out / "bench.json", out / "worker-sizing",
+                                            progress=progress))}  # fmt: skip
     except KeyboardInterrupt:
         results["interrupted"] = True
         console.print("[yellow]interrupted: writing what was measured so far")
@@ -102,6 +114,14 @@ def run(
     console.print((out / "bench.md").read_text())
     console.print(f"bench: {out / 'bench.md'}")
     return out
+
+
+def _stepped(
+    console: Console, part: str, measure: Callable[[Callable[[str], None]], dict[str, Any]]
+) -> dict[str, Any]:
+    """A part that runs step after step, its status line saying which step it is on."""
+    with console.status(part) as status:
+        return measure(lambda text: status.update(f"{part}: {text}"))
 
 
 def _catalogue(
@@ -153,5 +173,8 @@ def _write(results: dict[str, Any], rows: list[catalogue.CatalogueRow] | None, o
         steps = results["steps"][heavy_json_steps.SLUG]
         lines += ["", "## heavy-json, one change at a time", "",
                   *heavy_json_steps.part_markdown(steps)]  # fmt: skip
+    if "curve" in results:
+        lines += ["", f"## Workers: {worker_sizing.SLUG}, count x type x mix", "",
+                  *worker_sizing.markdown(results["curve"][worker_sizing.SLUG])]  # fmt: skip
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))

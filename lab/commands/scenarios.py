@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,11 @@ from rich.table import Table
 import faults
 from lab import measurements
 from lab.errors import LabError
-from lab.measurements import Pair, StepsMeasurement, SweepMeasurement, fmt
+from lab.measurements import CurveMeasurement, Pair, StepsMeasurement, SweepMeasurement, fmt
 from lab.seed_questions import SEEDS
 
 __all__ = [
-    "answers_markdown", "catalogue", "measured_markdown", "page_markdown", "run",
+    "Benches", "answers_markdown", "catalogue", "measured_markdown", "page_markdown", "run",
     "variant_diff", "write_handbook",
 ]  # fmt: skip
 
@@ -51,23 +52,31 @@ def page_markdown(
     or in the committed measurement file, whichever is newer."""
     s = _scenario(slug)
     pair = _measurement(s, runs, committed)
-    return _page(s, pair, *_benches(s.slug, runs, committed))
+    return _page(s, pair, _benches(s.slug, runs, committed))
 
 
-def _benches(
-    slug: str, runs: Path, committed: Path
-) -> tuple[StepsMeasurement | None, SweepMeasurement | None]:
-    """The scenario's own bench parts, newest of `runs` and `committed`: steps, sweep."""
-    return (measurements.latest_steps(slug, runs, committed),
-            measurements.latest_sweep(slug, runs, committed))  # fmt: skip
+@dataclass(frozen=True)
+class Benches:
+    """A scenario's own bench parts, each None when it has none (or none measured)."""
+
+    steps: StepsMeasurement | None = None  # heavy-json's step by step
+    sweep: SweepMeasurement | None = None  # performance-testing's rate sweep
+    curve: CurveMeasurement | None = None  # worker-sizing's worker curve
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: part.as_dict() if part else None
+                for name, part in (("steps", self.steps), ("sweep", self.sweep),
+                                   ("curve", self.curve))}  # fmt: skip
 
 
-def _page(
-    s: faults.Scenario[Any, Any],
-    pair: Pair | None,
-    steps: StepsMeasurement | None,
-    sweep: SweepMeasurement | None = None,
-) -> str:
+def _benches(slug: str, runs: Path, committed: Path) -> Benches:
+    """The scenario's own bench parts, each the newest of `runs` and `committed`."""
+    return Benches(measurements.latest_steps(slug, runs, committed),
+                   measurements.latest_sweep(slug, runs, committed),
+                   measurements.latest_curve(slug, runs, committed))  # fmt: skip
+
+
+def _page(s: faults.Scenario[Any, Any], pair: Pair | None, benches: Benches) -> str:
     sym = s.symptom
     params = (
         "\n".join(
@@ -85,8 +94,8 @@ Seed questions: {_seed_titles(s.seeds)} - kind: {s.kind} - needs: {needs}
 
 {s.summary}
 
-{measured_markdown(s, pair, steps, sweep)}
-{answers_markdown(s, pair, sweep)}
+{measured_markdown(s, pair, benches)}
+{answers_markdown(s, pair, benches)}
 ## Reproduce
 
 ```
@@ -124,10 +133,7 @@ def _seed_titles(seeds: tuple[int, ...]) -> str:
 
 
 def measured_markdown(
-    s: faults.Scenario[Any, Any],
-    pair: Pair | None,
-    steps: StepsMeasurement | None = None,
-    sweep: SweepMeasurement | None = None,
+    s: faults.Scenario[Any, Any], pair: Pair | None, benches: Benches | None = None
 ) -> str:
     """The "Measured" block: the symptom faulty vs fixed vs its threshold, the client
     p95 and throughput, and the line saying where, when and on what they were measured."""
@@ -167,11 +173,18 @@ def measured_markdown(
             pair.provenance.line(),
             "",
         ]  # fmt: skip
-    if steps is not None:
-        lines += [*_steps_markdown(steps), ""]
-    if sweep is not None:
+    benches = benches or Benches()
+    if benches.steps is not None:
+        lines += [*_steps_markdown(benches.steps), ""]
+    if benches.sweep is not None:
         lines += ["### Throughput at the SLO: the rate stepped", "",
-                  *measurements.sweep_markdown(sweep), ""]  # fmt: skip
+                  *measurements.sweep_markdown(benches.sweep), ""]  # fmt: skip
+    if benches.curve is not None:
+        lines += ["### The worker curve: count x type x mix", "",
+                  # docs/<slug>.png, drawn by the bench; the handbook's pages are in
+                  # docs/scenarios/, next to it.
+                  f"![throughput and p99 against workers](../{s.slug}.png)", "",
+                  *measurements.curve_markdown(benches.curve), ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -202,15 +215,16 @@ def _steps_markdown(steps: StepsMeasurement) -> list[str]:
 
 
 def answers_markdown(
-    s: faults.Scenario[Any, Any], pair: Pair | None, sweep: SweepMeasurement | None = None
+    s: faults.Scenario[Any, Any], pair: Pair | None, benches: Benches | None = None
 ) -> str:
     """The seed questions and their follow-ups, answered; numbers from `pair` (and the
-    scenario's rate sweep)."""
+    scenario's own bench parts)."""
+    benches = benches or Benches()
     if not s.answers:
         return ""
     lines = ["## The questions, answered", ""]
     for answer in s.answers:
-        text = measurements.render(answer.answer, pair, sweep)
+        text = measurements.render(answer.answer, pair, benches.sweep, benches.curve)
         lines += [f"### {answer.question}", "", text, ""]
     return "\n".join(lines)
 
@@ -245,7 +259,7 @@ def write_handbook(
     for s in faults.all_scenarios():
         pair = _measurement(s, runs, committed)
         path = out / f"{s.slug}.md"
-        path.write_text(_page(s, pair, *_benches(s.slug, runs, committed)))
+        path.write_text(_page(s, pair, _benches(s.slug, runs, committed)))
         written.append(path)
         when = (f"{pair.provenance.measured_at[:10]} ({pair.provenance.source})" if pair
                 else measurements.NOT_MEASURED)  # fmt: skip
@@ -263,12 +277,11 @@ def run(slug: str | None = None, as_json: bool = False, console: Console | None 
         if as_json:
             scenario = _scenario(slug)
             pair = _measurement(scenario, Path("runs"), measurements.DEFAULT_FILE)
-            steps, sweep = _benches(slug, Path("runs"), measurements.DEFAULT_FILE)
+            benches = _benches(slug, Path("runs"), measurements.DEFAULT_FILE)
             card = {
                 **scenario.describe(),
                 "measurement": pair.as_dict() if pair else None,
-                "steps": steps.as_dict() if steps else None,
-                "sweep": sweep.as_dict() if sweep else None,
+                **benches.as_dict(),
             }
             text = json.dumps(card, indent=2)
             print(text)

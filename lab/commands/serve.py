@@ -49,6 +49,7 @@ def run(
     variant: faults.Variant = "fixed" if fixed or not slug else "faulty"
     enabled: dict[str, object] | None = None
     scenario = None
+    deployment: faults.Deployment | None = None
     if slug:
         try:
             scenario = faults.get(slug)
@@ -58,8 +59,8 @@ def run(
         if variant == "faulty" or params:
             # --fixed --param: the fixed variant with those params (faults/_toggles.py).
             enabled = valid.model_dump(mode="json")
+        deployment = scenario.deployment(variant, valid)
         if workers is None:
-            deployment = scenario.deployment(variant, valid)
             workers = deployment.resolved_workers if deployment else scenario.app_workers
     workers = workers or 1
     if workers < 1:
@@ -70,7 +71,9 @@ def run(
 
     with signals_as_interrupt(), UndoStack() as undo:
         try:
-            return _serve(undo, slug, enabled, variant, workers, port, seed_rows, console)
+            return _serve(
+                undo, slug, enabled, variant, workers, port, seed_rows, console, deployment
+            )
         except KeyboardInterrupt:
             console.print("[yellow]stopping the app")
             return INTERRUPTED
@@ -101,6 +104,7 @@ def _services_of(scenario: faults.Scenario[Any, Any] | None, console: Console) -
 def _serve(
     undo: UndoStack, slug: str | None, enabled: dict[str, object] | None,
     variant: faults.Variant, workers: int, port: int, seed_rows: int, console: Console,
+    deployment: faults.Deployment | None = None,
 ) -> int:  # fmt: skip
     """Set up, pushing each undo as it goes; then wait for the app to exit."""
     store = faults.ToggleStore(lab_home() / "state" / f"serve-{port}.json")
@@ -116,6 +120,8 @@ def _serve(
         database_url, _counts = seed_database(seed_rows, console=console)
     token = os.environ.get("LAB_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     config = AppConfig(port=port, workers=workers)
+    if deployment is not None:  # the variant's worker type; the count may be --workers'
+        config.worker_class, config.threads = deployment.worker_class, deployment.threads
     config.env = {
         "DATABASE_URL": database_url,
         "LAB_STATE_FILE": str(store.path),
@@ -125,14 +131,14 @@ def _serve(
         **services,
         **(scenario.app_env if scenario else {}),
     }
-    multiproc = lab_home() / "prometheus" / f"serve-{port}" if workers > 1 else None
+    multiproc = lab_home() / "prometheus" / f"serve-{port}" if config.server == "gunicorn" else None
     app = AppServer(config, None, multiproc)  # None: its output goes to the terminal
     undo.push("stop app", app.stop)  # before start(): stopped even if it never gets ready
     with console.status(f"starting the app on {config.base_url}"):
         app.start()
     url = config.base_url
     console.print(
-        f"serving {url} ({config.server} x{workers}); {slug or 'no scenario'}: {variant}\n"
+        f"serving {url} ({config.label}); {slug or 'no scenario'}: {variant}\n"
         f"  metrics: {url}/metrics   docs: {url}/docs\n"
         f"  toggles: curl -H 'Authorization: Bearer {token}' {url}/_lab/faults\n"
         "Ctrl-C stops it."

@@ -45,7 +45,8 @@ def test_a_new_record_has_every_key_in_order_and_says_its_format(tmp_path: Path)
     assert meta["format"] == FORMAT == 1
     assert meta["status"] == "running" and meta["error"] is None
     assert meta["app"] == {"server": "uvicorn", "workers": 1, "host": "127.0.0.1", "port": 1234,
-                           "state_file": "/tmp/state.json", "command": []}  # fmt: skip
+                           "state_file": "/tmp/state.json", "command": [],
+                           "worker_class": "uvicorn", "threads": 1}  # fmt: skip
     machine = meta["machine"]
     assert isinstance(machine, dict)
     assert set(machine) == {"hostname", "cpus", "memory_gb", "platform"}

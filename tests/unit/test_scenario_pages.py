@@ -21,7 +21,14 @@ import faults
 from lab import measurements
 from lab.bench.catalogue import CatalogueRow, record
 from lab.commands.scenarios import page_markdown, write_handbook
-from lab.measurements import NOT_MEASURED, MeasurementFile, fmt, placeholders, render
+from lab.measurements import (
+    NOT_MEASURED,
+    CurveMeasurement,
+    MeasurementFile,
+    fmt,
+    placeholders,
+    render,
+)
 from lab.seed_questions import SEEDS
 
 pytestmark = pytest.mark.unit
@@ -64,8 +71,17 @@ def test_placeholders_name_summary_metrics(slug: str) -> None:
             if kind == measurements.SWEEP_KIND:
                 assert metric in measurements.SWEEP_FIELDS, f"{slug}: {{sweep.{metric}}}"
                 continue
+            if kind == measurements.CURVE_KIND:
+                assert CurveMeasurement.names_a_field(metric), f"{slug}: {{curve.{metric}}}"
+                point_metric = metric.split("_", 3)[3]
+                assert point_metric == "workers" or point_metric in METRICS, (
+                    f"{slug}: {{curve.{metric}}}: no such summary metric"
+                )
+                continue
             assert kind in measurements.KINDS, f"{slug}: {{{kind}.{metric}}}: unknown kind"
-            assert metric in METRICS, f"{slug}: {{{kind}.{metric}}}: no such summary metric"
+            assert metric in METRICS or metric == measurements.SYMPTOM_METRIC, (
+                f"{slug}: {{{kind}.{metric}}}: no such summary metric"
+            )
 
 
 def test_a_typo_in_a_placeholder_is_caught() -> None:
@@ -140,6 +156,9 @@ def test_the_page_renders_a_measured_pair_and_says_where_from(slug: str, tmp_pat
     if any(kind == measurements.SWEEP_KIND for a in faults.get(slug).answers
            for kind, _ in placeholders(a.answer)):  # fmt: skip
         _bench_with_sweep(runs, slug)
+    if any(kind == measurements.CURVE_KIND for a in faults.get(slug).answers
+           for kind, _ in placeholders(a.answer)):  # fmt: skip
+        _bench_with_curve(runs, slug)
     page = page_markdown(slug, runs=runs, committed=NO_FILE)
     assert NOT_MEASURED not in _answers_section(page)
     assert "| client p95 (ms) |" in page
@@ -161,6 +180,31 @@ def _bench_with_sweep(runs: Path, slug: str) -> None:
             "hostname": "bench-host", "cpus": 2, "git_commit": "0123456789"}  # fmt: skip
     (runs / "bench" / "x").mkdir(parents=True)
     (runs / "bench" / "x" / "bench.json").write_text(json.dumps({"sweep": {slug: part}}))
+
+
+def _bench_with_curve(runs: Path, slug: str) -> None:
+    """A bench.json whose worker-sizing part measured `slug`: every series at 1 to 4 workers."""
+    from lab.bench.worker_sizing import CLASSES, MIXES
+
+    points = [
+        {"mix": mix, "worker_class": cls, "workers": n, "rps": 100.0 * n, "p50_ms": 5.0,
+         "p99_ms": 50.0, "app_cpu_cores": 0.5 * n, "rss_end_mb": 90.0 * n, "error_rate": 0.0}
+        for mix in MIXES for cls in CLASSES for n in (1, 2, 3, 4)
+    ]  # fmt: skip
+    part = {"step_s": 12.0, "points": points, "source": "bench", "where": "bench.json",
+            "measured_at": "2026-12-01T10:02:00+00:00", "hostname": "bench-host", "cpus": 2,
+            "git_commit": "0123456789"}  # fmt: skip
+    (runs / "bench" / "y").mkdir(parents=True)
+    (runs / "bench" / "y" / "bench.json").write_text(json.dumps({"curve": {slug: part}}))
+
+
+def test_a_page_shows_its_worker_curve(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _bench_with_curve(runs, "worker-sizing")
+    page = page_markdown("worker-sizing", runs=runs, committed=NO_FILE)
+    assert "### The worker curve: count x type x mix" in page
+    assert "| 4 | 400 (best) | 50.0 | 2.00 | 400 (best) |" in page
+    assert "](../worker-sizing.png)" in page
 
 
 def test_a_page_shows_its_rate_sweep(tmp_path: Path) -> None:
