@@ -158,6 +158,9 @@ class Scenario(Generic[Seam, Params]):
     # Job worker processes (Dramatiq, target_app/worker.py) the run starts next to
     # the app, in both variants, and stops with it; 0: none. They need Redis.
     job_workers: int = 0
+    # Threads of each job worker: 1 runs one job at a time (a CPU-heavy job); jobs
+    # that mostly wait (a provider's API) need one thread per job in flight.
+    job_threads: int = 1
     # App worker processes (gunicorn + uvicorn workers) the run starts in both
     # variants, for a scenario whose symptom is per-process state; a deployment
     # scenario's variants give their own count instead.

@@ -49,15 +49,18 @@ def worker_command(threads: int = THREADS) -> list[str]:
 class JobWorkers:
     """`count` worker CLIs; `start()` returns once each says it is ready."""
 
-    def __init__(self, count: int, env: Mapping[str, str], log_path: Path | None) -> None:
+    def __init__(
+        self, count: int, env: Mapping[str, str], log_path: Path | None, threads: int = THREADS
+    ) -> None:
         self.count = count
+        self.threads = threads
         self.env = dict(env)
         self.log_path = log_path
         self.children: list[Child] = []
         self.restarts = 0
 
     def _spawn(self) -> Child:
-        child = Child("job-worker", worker_command(), self.env, self.log_path)
+        child = Child("job-worker", worker_command(self.threads), self.env, self.log_path)
         self.children.append(child)
         return child
 

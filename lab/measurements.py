@@ -183,10 +183,14 @@ class SweepMeasurement:
 
     slug: str
     variant: str
+    # The SLO's threshold (ms). Named for the first SLO swept, a p99; the metric it
+    # bounds is `slo_metric` (of `slo_route`, when it is one route's).
     slo_p99_ms: float
     step_s: float  # each rate's run
-    points: tuple[Mapping[str, Any], ...]  # rate, rps, p99_ms, meets, run
+    points: tuple[Mapping[str, Any], ...]  # rate, rps, p99_ms, value, meets, run
     provenance: Provenance
+    slo_metric: str = "p99_ms"
+    slo_route: str | None = None
 
     @property
     def throughput_at_slo(self) -> float | None:
@@ -200,6 +204,7 @@ class SweepMeasurement:
 
     def as_dict(self) -> dict[str, Any]:
         return {"variant": self.variant, "slo_p99_ms": self.slo_p99_ms, "step_s": self.step_s,
+                "slo_metric": self.slo_metric, "slo_route": self.slo_route,
                 "points": [dict(p) for p in self.points],
                 "throughput_at_slo": self.throughput_at_slo, **asdict(self.provenance)}  # fmt: skip
 
@@ -209,6 +214,8 @@ class SweepMeasurement:
             slug=slug,
             variant=str(data.get("variant") or "fixed"),
             slo_p99_ms=float(data.get("slo_p99_ms") or 0.0),
+            slo_metric=str(data.get("slo_metric") or "p99_ms"),
+            slo_route=data.get("slo_route"),
             step_s=float(data.get("step_s") or 0.0),
             points=tuple(dict(p) for p in data.get("points") or ()),
             provenance=Provenance.from_dict(data),
@@ -633,14 +640,17 @@ def render(
 
 def sweep_markdown(sweep: SweepMeasurement) -> list[str]:
     """A rate sweep as a table, with the throughput at its SLO and its provenance."""
+    name = sweep.slo_metric.removesuffix("_ms")
+    of = f" of `{sweep.slo_route}`" if sweep.slo_route else ""
     lines = [
-        "| offered req/s | sent req/s | p99 ms (from the intended time) | errors "
-        f"| meets p99 <= {sweep.slo_p99_ms:g} ms |",
+        f"| offered req/s | sent req/s | {name} ms{of} (from the intended time) | errors "
+        f"| meets {name} <= {sweep.slo_p99_ms:g} ms |",
         "|---|---|---|---|---|",
     ]
     for p in sweep.points:
+        value = p.get("value", p.get(sweep.slo_metric))  # sweeps before `value`: the p99
         lines.append(
-            f"| {fmt(p.get('rate'))} | {fmt(p.get('rps'))} | {fmt(p.get('p99_ms'))} "
+            f"| {fmt(p.get('rate'))} | {fmt(p.get('rps'))} | {fmt(value)} "
             f"| {fmt(p.get('error_rate'))} | {'yes' if p.get('meets') else '**no**'} |"
         )
     best = sweep.throughput_at_slo

@@ -500,7 +500,10 @@ def _start(state: _RunState) -> None:
         app.start(command, env, timeout=90.0 if profiler else 60.0)
     if plan.scenario.job_workers:
         workers = state.job_workers = JobWorkers(
-            plan.scenario.job_workers, worker_env, state.run_dir / "job-workers.log"
+            plan.scenario.job_workers,
+            worker_env,
+            state.run_dir / "job-workers.log",
+            threads=plan.scenario.job_threads,
         )
         undo.push("stop job workers", workers.stop)  # before the app's: they finish first
         with state.console.status(f"starting {workers.count} job worker(s)"):
@@ -536,7 +539,8 @@ def _start(state: _RunState) -> None:
 def _merge_logs(run_dir: Path) -> None:
     """The per-process logs of a distributed run, each merged into its one file."""
     merge_parts(run_dir)  # requests.csv: its header even if every worker died empty
-    merge_parts(run_dir, "checkouts.csv", columns=None)  # the checkout workload's, if any
+    for side_log in ("checkouts.csv", "webhooks.csv"):  # a workload's own record, if any
+        merge_parts(run_dir, side_log, columns=None)
 
 
 def _load(state: _RunState) -> None:

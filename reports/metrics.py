@@ -30,6 +30,7 @@ from .steps import (
     periodic_numbers,
     rss_numbers,
     symptom,
+    webhook_numbers,
 )
 
 __all__ = [
@@ -268,6 +269,19 @@ FIELDS: tuple[Field, ...] = (
     Metric("periodic_duplicate_runs", "runs of a tick beyond its first", periodic_numbers,
            unit="runs", better="lower", groups=_IF_MEASURED,
            source=f"{_APP}: periodic_job_runs - periodic_job_ticks"),
+    Metric("webhook_events_sent", "webhook events the sender delivered", webhook_numbers,
+           unit="events", groups=_IF_MEASURED, source="webhooks.csv: distinct events"),
+    Metric("webhook_events_acked", "webhook events acknowledged (a 2xx)", webhook_numbers,
+           unit="events", groups=_IF_MEASURED, source="webhooks.csv: events with a 2xx"),
+    Metric("webhook_redeliveries", "deliveries of an event beyond its first", webhook_numbers,
+           unit="deliveries", groups=_IF_MEASURED,
+           source="webhooks.csv: deliveries - events (retries and duplicates)"),
+    Metric("webhook_events_lost", "delivered events the shop holds no payment for",
+           webhook_numbers, unit="events", better="lower", groups=_IF_MEASURED | _COMPARED,
+           source=f"webhooks.csv and {_APP}: webhook_payments{{count=events}}, last sample"),
+    Metric("webhook_duplicate_payments", "payments beyond the first for one event",
+           webhook_numbers, unit="payments", better="lower", groups=_IF_MEASURED | _COMPARED,
+           source=f"{_APP}: webhook_payments, payments - events, last sample"),
     Field("routes", "numbers per Locust request name: the PER_ROUTE metrics",
           locust_totals),
     Field("symptom", "the scenario's predicate, evaluated on these numbers", symptom),

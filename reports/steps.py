@@ -392,6 +392,49 @@ def periodic_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> Non
     out["periodic_duplicate_runs"] = max(int(runs - ticks), 0)
 
 
+def webhook_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
+    """Payment webhooks, from both ends: the sender's record (webhooks.csv: every
+    delivery, its event and what came back) and what the shop's database holds at
+    the run's last sample, after its jobs drained (webhook_payments{count}, counted
+    from the payments table). None without webhooks.csv.
+
+    An event is lost when the sender delivered it and the shop holds no payment
+    for it; applied twice when it holds more than one. The sender mints every event
+    id and nothing else pays by webhook (a run's `prepare` empties them), so the
+    counts compare: the paid events are among the sent ones."""
+    path = ev.run_dir / "webhooks.csv"
+    if not path.is_file():
+        return
+    try:
+        sent = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        notes.append("webhooks.csv could not be read")
+        return
+    if sent.empty:
+        return
+    events = sent["event_id"].nunique()
+    acked = sent.loc[sent["status"].between(200, 299), "event_id"].nunique()
+    out["webhook_events_sent"] = int(events)
+    out["webhook_events_acked"] = int(acked)
+    out["webhook_redeliveries"] = int(len(sent) - events)
+    payments = _last_labelled(ev, "webhook_payments", "count=payments")
+    paid = _last_labelled(ev, "webhook_payments", "count=events")
+    if payments is None or paid is None:
+        notes.append("webhook_payments was not sampled: what the shop applied is unknown")
+        return
+    out["webhook_events_lost"] = max(int(events - paid), 0)
+    out["webhook_duplicate_payments"] = max(int(payments - paid), 0)
+
+
+def _last_labelled(ev: Evidence, name: str, label: str) -> float | None:
+    """A gauge's last sample of the run (after its drain too), for one label set."""
+    if ev.metrics is None:
+        return None
+    rows = ev.metrics.loc[(ev.metrics["name"] == name)
+                          & ev.metrics["labels"].str.contains(label, regex=False)]  # fmt: skip
+    return None if rows.empty else float(rows.sort_values("ts")["value"].iloc[-1])
+
+
 def symptom(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
     """The scenario's predicate (meta.json's spec) over the numbers above."""
     out["symptom"] = evaluate_symptom(ev.meta.get("symptom"), out)

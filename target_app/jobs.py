@@ -47,6 +47,8 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
+from faults.sync_webhook import EventRejected as EventRejectedError
+
 if TYPE_CHECKING:
     from redis import Redis
 
@@ -56,6 +58,7 @@ __all__ = [
     "HEARTBEAT_TIMEOUT_MS",
     "MAX_ATTEMPTS",
     "QUEUE",
+    "WEBHOOK_QUEUE",
     "JobQueue",
     "events_channel",
     "job_queue",
@@ -64,6 +67,7 @@ __all__ = [
 log = logging.getLogger("target_app.jobs")
 
 QUEUE = "etl"
+WEBHOOK_QUEUE = "webhooks"
 # A worker silent this long is dead and its jobs go back on the queue. Every
 # worker process heartbeats on each poll of its queues (a busy one too: its
 # delay-queue consumer keeps polling), at least every few seconds; Dramatiq's
@@ -111,11 +115,12 @@ def _broker(redis_url: str) -> RedisBroker:
 
 
 class JobQueue:
-    """What the API holds: the broker and the job's actor, to enqueue with."""
+    """What the API holds: the broker and the jobs' actors, to enqueue with."""
 
     def __init__(self, redis_url: str) -> None:
         self.broker = _broker(redis_url)
         self.snapshot = _declare(self.broker)
+        self.webhook = _declare_webhook(self.broker)
 
     def warm_up(self) -> None:
         """Open the connection and load the broker's scripts. Dramatiq runs every
@@ -128,6 +133,10 @@ class JobQueue:
         """Queue the job's run; the message id (Dramatiq's) is returned for the logs."""
         message = self.snapshot.send(job_id, limit)
         return message.message_id
+
+    def enqueue_webhook(self, event_id: str) -> str:
+        """Queue a received webhook event for the consumer (faults/sync_webhook.py)."""
+        return self.webhook.send(event_id).message_id
 
 
 @lru_cache(maxsize=4)
@@ -161,6 +170,26 @@ def _declare(broker: RedisBroker) -> dramatiq.Actor[[int, int | None], None]:
             "max_backoff": RETRY_MAX_BACKOFF_MS, "time_limit": TIME_LIMIT_MS,
             "on_retry_exhausted": "snapshot_failed",
         },
+    )  # fmt: skip
+
+
+def _declare_webhook(broker: RedisBroker) -> dramatiq.Actor[[str], None]:
+    """The webhook consumer's actor: apply one received event (its own queue, so a
+    burst of events does not wait behind a snapshot job, nor the other way round)."""
+
+    def apply_payment_event(event_id: str) -> None:
+        from target_app import worker
+
+        worker.apply_webhook(event_id)
+
+    return dramatiq.Actor(
+        apply_payment_event, broker=broker, actor_name="apply_payment_event",
+        queue_name=WEBHOOK_QUEUE, priority=0,
+        # The provider's API down: retried with backoff for a few minutes, then the
+        # event stays `received` in the inbox, where a person (or a replay) finds it.
+        options={"max_retries": 8, "min_backoff": RETRY_MIN_BACKOFF_MS,
+                 "max_backoff": RETRY_MAX_BACKOFF_MS, "time_limit": 60_000,
+                 "throws": (EventRejectedError,)},
     )  # fmt: skip
 
 

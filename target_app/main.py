@@ -37,6 +37,7 @@ from target_app.api.routes import (
     sessions,
     uploads,
     users,
+    webhooks,
 )
 from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(etl.router)
     app.include_router(pricing.router)
+    app.include_router(webhooks.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:

@@ -40,6 +40,7 @@ __all__ = [
     "PERIODIC_JOB_RUNS",
     "PERIODIC_JOB_TICKS",
     "UPSTREAM_REQUEST_DURATION",
+    "WEBHOOK_PAYMENTS",
     "WORKER_CPU_SECONDS",
     "WORKER_RSS",
     "WORK_ITEMS",
@@ -100,6 +101,13 @@ BACKGROUND_JOBS = Gauge(
     "background_jobs", "Background jobs by state", ["state"], multiprocess_mode="mostrecent"
 )
 JOB_STATES = ("queued", "running", "done", "failed")
+# Payments recorded from payment webhooks (sync-webhook), counted from the payments
+# table at a scrape: count="payments" rows, count="events" the distinct events they
+# came from. payments - events is the events applied more than once.
+WEBHOOK_PAYMENTS = Gauge(
+    "webhook_payments", "Payments recorded from webhook events", ["count"],
+    multiprocess_mode="mostrecent",
+)  # fmt: skip
 # Periodic jobs (target_app/scheduler.py): the ticks run at least once and the
 # runs, counted from the job's own table at each scrape like background_jobs.
 # runs / ticks is 1 when each tick runs once, whatever the number of workers.

@@ -18,6 +18,7 @@ __all__ = [
     "ProductSnapshot",
     "SalesDigest",
     "User",
+    "WebhookEvent",
 ]
 
 
@@ -87,6 +88,8 @@ class OrderItem(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
+    # Migration 0007: a webhook's payment is looked up (and counted) by its reference.
+    __table_args__ = (Index("ix_payments_provider_ref", "provider_ref"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
@@ -147,3 +150,18 @@ class SalesDigest(Base):
     revenue: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     sent_by: Mapped[str] = mapped_column(String(80))
     sent_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WebhookEvent(Base):
+    """The webhook receiver's inbox (migration 0007): `received` when acknowledged,
+    `applied` in the transaction of its effect; the primary key turns a redelivery
+    into a no-op at both ends."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_status", "status"),)
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    order_id: Mapped[int | None]  # no foreign key: what arrived; applying checks the order
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    applied_at: Mapped[datetime | None]

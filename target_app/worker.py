@@ -14,17 +14,19 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import httpx
 from redis import Redis
 
 import faults
-from faults import etl_in_memory
+from faults import etl_in_memory, sync_webhook
 from target_app import jobs
+from target_app.clients.payments import payment_provider
 from target_app.db import Database
 from target_app.etl import AttemptsExhausted, fail_job, require_postgres, run_queued
 from target_app.observability import configure_logging
 from target_app.settings import Settings, get_settings
 
-__all__ = ["fail_snapshot", "run_snapshot", "setup"]
+__all__ = ["apply_webhook", "fail_snapshot", "run_snapshot", "setup"]
 
 log = logging.getLogger("target_app.worker")
 
@@ -35,6 +37,8 @@ class _Process:
     db: Database
     seams: faults.FaultRuntime
     redis: Redis
+    # The payment provider's API, for the webhook consumer (None: no UPSTREAM_URL).
+    provider: httpx.Client | None
 
 
 _lock = threading.Lock()
@@ -52,6 +56,7 @@ def _make_state() -> _Process:
             store, seams=settings.lab_instrumentation and not settings.is_production
         ),
         redis=Redis.from_url(settings.redis_url),
+        provider=payment_provider(settings.upstream_url) if settings.upstream_url else None,
     )
 
 
@@ -80,6 +85,18 @@ def run_snapshot(job_id: int, limit: int | None) -> None:
         return
     log.info("job %s done: %s rows in %.2f s", job_id, f"{report.rows_in_target:,}", report.seconds)
     jobs.publish(state.redis, job_id, {"state": "done", "report": report.as_dict()})
+
+
+def apply_webhook(event_id: str) -> None:
+    """The webhook consumer: apply one received payment event exactly once
+    (faults/sync_webhook.py, `apply_once`); an exception is Dramatiq's to retry."""
+    state = _state()
+    if state.provider is None:
+        raise RuntimeError("the webhook consumer needs the payment provider: set UPSTREAM_URL")
+    with state.db.sessions() as session:
+        applied = sync_webhook.apply_once(session, state.provider, event_id)
+    if not applied:
+        log.info("webhook event %s was applied already: nothing to do", event_id)
 
 
 def fail_snapshot(job_id: int, error: str) -> None:

@@ -35,6 +35,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import time
 import zlib
 from collections import Counter
@@ -55,6 +56,7 @@ __all__ = ["Behaviour", "app", "create_app"]
 PAYMENTS = "POST /payments"
 PAYMENT_BY_KEY = "GET /payments"
 INVENTORY = "GET /inventory/{sku}"
+EVENTS = "GET /events/{event_id}"
 INVENTORY_FEED = "GET /inventory"
 
 
@@ -226,6 +228,17 @@ def create_app(behaviour: Behaviour | None = None) -> FastAPI:
         count(INVENTORY, "ok")
         return _stock(sku)
 
+    @api.get("/events/{event_id}")
+    async def get_event(event_id: str) -> Any:
+        """A payment event, as the provider's API gives it to a webhook receiver that
+        fetches what a (thin) webhook names instead of trusting its body."""
+        event = payment_event(event_id)
+        if event is None:
+            count(EVENTS, "not_found")
+            return JSONResponse({"error": "no such event"}, status_code=404)
+        count(EVENTS, "ok")
+        return event
+
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
@@ -296,6 +309,30 @@ app = create_app()
 # payments' behaviour: `PUT /_control` neither slows nor fails it.
 
 MODEL_LATENCY_MS = float(os.environ.get("UPSTREAM_MODEL_LATENCY_MS", "100"))
+
+
+# --- payment events (sync-webhook) ---------------------------------------------------
+# The provider's record of each event it sends a webhook for. Its ids are
+# `evt_<order id>_<token>` and the event follows from the id alone (like the model
+# server's answers from the user): the sender of the lab's webhooks (the
+# payment_webhooks workload) mints the ids, and the provider, the shop and the
+# contract test agree on each event's order and amount without sharing state.
+_EVENT_ID = re.compile(r"^evt_(\d{1,9})_([0-9a-f]{8,32})$")
+
+
+def payment_event(event_id: str) -> dict[str, Any] | None:
+    """The event named `event_id`: a captured payment of its order; None if malformed."""
+    match = _EVENT_ID.match(event_id)
+    if match is None:
+        return None
+    order_id, token = int(match.group(1)), match.group(2)
+    cents = 100 + int(token[:6], 16) % 99_900  # 1.00 to 999.99
+    return {
+        "id": event_id,
+        "type": "payment.captured",
+        "data": {"order_id": order_id, "amount": f"{cents // 100}.{cents % 100:02d}",
+                 "payment_id": f"pay_evt_{token}"},
+    }  # fmt: skip
 
 
 def recommended_products(user_id: int, limit: int) -> list[int]:

@@ -13,6 +13,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +97,18 @@ def run(
             ):
                 results["outage"] = outage.run(out / "outage")
         if "slo-sweep" in parts:
-            results["sweep"] = {slo_sweep.SLUG: _stepped(console, "slo-sweep", lambda progress:
-                slo_sweep.run(out / "bench.json", out / "sweep", progress=progress))}  # fmt: skip
+            results["sweep"] = {}
+            for slug in slo_sweep.SWEPT:
+                results["sweep"][slug] = _stepped(console, f"slo-sweep {slug}", partial(
+                    slo_sweep.run, out / "bench.json", out / "sweep", slug=slug))  # fmt: skip
         if "heavy-json-steps" in parts:
             with console.status("heavy-json step by step: each step in a fresh process"):
                 results["steps"] = {
                     heavy_json_steps.SLUG: heavy_json_steps.bench_part(out / "bench.json")
                 }
         if "worker-sizing" in parts:
-            results["curve"] = {worker_sizing.SLUG: _stepped(console, "worker-sizing", lambda
-                progress: worker_sizing.run(out / "bench.json", out / "worker-sizing",
-                                            progress=progress))}  # fmt: skip
+            results["curve"] = {worker_sizing.SLUG: _stepped(console, "worker-sizing", partial(
+                worker_sizing.run, out / "bench.json", out / "worker-sizing"))}  # fmt: skip
     except KeyboardInterrupt:
         results["interrupted"] = True
         console.print("[yellow]interrupted: writing what was measured so far")
@@ -116,12 +118,11 @@ def run(
     return out
 
 
-def _stepped(
-    console: Console, part: str, measure: Callable[[Callable[[str], None]], dict[str, Any]]
-) -> dict[str, Any]:
-    """A part that runs step after step, its status line saying which step it is on."""
+def _stepped(console: Console, part: str, measure: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """A part that runs step after step (`measure(progress=...)`), its status line
+    saying which step it is on."""
     with console.status(part) as status:
-        return measure(lambda text: status.update(f"{part}: {text}"))
+        return measure(progress=lambda text: status.update(f"{part}: {text}"))
 
 
 def _catalogue(
@@ -167,8 +168,9 @@ def _write(results: dict[str, Any], rows: list[catalogue.CatalogueRow] | None, o
         lines += ["", "## Circuit breaker through a provider outage", "",
                   *outage.markdown(results["outage"])]  # fmt: skip
     if "sweep" in results:
-        lines += ["", f"## Throughput at the SLO: {slo_sweep.SLUG}, the rate stepped", "",
-                  *slo_sweep.markdown(results["sweep"][slo_sweep.SLUG])]  # fmt: skip
+        for slug, part in results["sweep"].items():
+            lines += ["", f"## Throughput at the SLO: {slug}, the rate stepped", "",
+                      *slo_sweep.markdown(part, slug)]  # fmt: skip
     if "steps" in results:
         steps = results["steps"][heavy_json_steps.SLUG]
         lines += ["", "## heavy-json, one change at a time", "",

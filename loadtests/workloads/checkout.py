@@ -15,17 +15,15 @@ a checkout still polling when the load stops has its `pay` row.
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import time
 import uuid
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, constant, task
 
-from loadtests.request_log import process_log_path
+from loadtests.side_log import SideLog
 
 __all__ = ["CHECKOUT_COLUMNS", "USERS", "Customer"]
 
@@ -36,42 +34,7 @@ POLL_FOR_S = float(os.environ.get("LAB_POLL_FOR_S", "30"))
 CHECKOUT_COLUMNS = ("start", "order_id", "step", "status", "outcome", "polls", "seconds")
 
 
-class _CheckoutLog:
-    def __init__(self) -> None:
-        self._file: IO[str] | None = None
-        self._writer: Any = None
-        request_log = os.environ.get("LAB_REQUEST_LOG")
-        self._path = Path(request_log).with_name("checkouts.csv") if request_log else None
-        if self._path is not None:
-            # Opened at Locust's init, not at import: with --processes the workers are
-            # forked after the import, and each must write a file of its own (a part,
-            # merged into checkouts.csv after the run like requests.csv).
-            events.init.add_listener(self.open)
-
-    def open(self, runner: Any = None, **_: Any) -> None:
-        assert self._path is not None
-        where = process_log_path(self._path, runner)
-        if where is None:
-            return  # the master sends nothing
-        # Closed when Locust quits, not by a with-block.
-        self._file = where.open("w", newline="", buffering=1)
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(CHECKOUT_COLUMNS)
-        events.quit.add_listener(self.close)
-
-    def write(self, *row: object) -> None:
-        if self._writer is not None:
-            try:
-                self._writer.writerow(row)
-            except (OSError, ValueError):  # a full disk or a closed file must not stop the load
-                self._writer = None
-
-    def close(self, **_: Any) -> None:
-        if self._file is not None and not self._file.closed:
-            self._file.close()
-
-
-_LOG = _CheckoutLog()
+_LOG = SideLog("checkouts.csv", CHECKOUT_COLUMNS)
 
 
 def _header(headers: Any, name: str) -> str | None:

@@ -80,6 +80,9 @@ NOT_HERE = {
     "db-down": "its variants differ on purpose (503 with Retry-After vs 500): test_health.py",
     "single-worker": "a deployment scenario: its variants are how the app is started, a "
     "toggle is a 409 (test_lab_admin.py)",
+    "sync-webhook": "the fixed variant queues on Redis and writes its inbox with "
+    "PostgreSQL's ON CONFLICT (503 in process, test_webhooks.py); the contract test "
+    "counts both variants' payments in PostgreSQL",
     "worker-sizing": "a deployment scenario: its variants are how the app is started; the "
     "WSGI adapter's answers are compared with the ASGI app's in test_wsgi.py",
 }

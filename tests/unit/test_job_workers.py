@@ -38,7 +38,9 @@ def test_the_command_is_dramatiqs_cli_at_a_lower_priority() -> None:
 def test_a_worker_that_exits_is_replaced_and_stop_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(job_workers, "worker_command", lambda: _command(READY + "time.sleep(60)"))
+    monkeypatch.setattr(
+        job_workers, "worker_command", lambda threads=1: _command(READY + "time.sleep(60)")
+    )
     workers = JobWorkers(2, {}, tmp_path / "job-workers.log")
     workers.start(timeout=20)
     first = [c.pid for c in workers.children]
@@ -58,7 +60,7 @@ def test_a_worker_that_dies_at_start_up_is_one_sentence_with_its_log(
 ) -> None:
     monkeypatch.setattr(
         job_workers, "worker_command",
-        lambda: _command("import sys; print('no REDIS_URL', flush=True); sys.exit(3)"),
+        lambda threads=1: _command("import sys; print('no REDIS_URL', flush=True); sys.exit(3)"),
     )  # fmt: skip
     workers = JobWorkers(1, {}, tmp_path / "job-workers.log")
     with pytest.raises(LabError, match=r"(?s)exited during start-up \(code 3\).*no REDIS_URL"):

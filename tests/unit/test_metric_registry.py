@@ -50,6 +50,8 @@ def _scenario_rows(t: int) -> list[list[object]]:
         [ts, t, "work_items_total", "kind=import|outcome=rejected", 2.0 * done],
         [ts, t, "periodic_job_ticks", "task=sales-digest", float(done // 2)],
         [ts, t, "periodic_job_runs", "task=sales-digest", float(done)],
+        [ts, t, "webhook_payments", "count=payments", float(done)],
+        [ts, t, "webhook_payments", "count=events", float(done // 2)],
     ]
 
 
@@ -70,6 +72,10 @@ def rich_run(tmp_path: Path) -> Path:
                  1.0 + (i * 37) % 200 / 10, 512, 1, f"{T0 + i / 100:.4f}"]
                 for i in range(SECONDS * 100)]  # fmt: skip
     _write_csv(run / "requests.csv", ["start", "name", "ms", "bytes", "ok", "intended"], requests)
+    deliveries = [[f"{T0 + i:.4f}", f"evt_{i}_0123abcd", 1, "first", 200, "0.010"]
+                  for i in range(SECONDS * 10)]  # fmt: skip
+    columns = ["start", "event_id", "attempt", "kind", "status", "seconds"]
+    _write_csv(run / "webhooks.csv", columns, deliveries)
     return run
 
 

@@ -9,7 +9,9 @@ from collections.abc import Callable
 import anyio
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from faults import sync_webhook
 from target_app import metrics, scheduler
 from target_app.api.deps import DbSession
 from target_app.api.errors import DATABASE_DOWN, responses
@@ -21,6 +23,8 @@ log = logging.getLogger("target_app.metrics")
 __all__ = ["router"]
 
 router = APIRouter(tags=["ops"], responses=responses(500))
+# The webhook inbox's states, in the order of metrics.JOB_STATES (none is "running").
+INBOX_STATES = ("inbox_received", "inbox_running", "inbox_applied", "inbox_failed")
 
 
 @router.get("/healthz")
@@ -39,8 +43,17 @@ def readyz(session: DbSession) -> dict[str, object]:
 def _count_jobs(database: Database) -> None:
     with database.sessions() as session:
         states = job_states(session)
-    for state in metrics.JOB_STATES:
-        metrics.BACKGROUND_JOBS.labels(state).set(states.get(state, 0))
+    try:
+        with database.sessions() as session:
+            hooks = sync_webhook.webhook_counts(session)
+    except SQLAlchemyError as exc:  # a database from before migration 0007: no webhooks
+        log.debug("webhook counts unavailable: %s", exc)
+        hooks = {"payments": 0, "paid_events": 0}
+    # A received webhook event is a queued job until its consumer applies it.
+    for state, inbox in zip(metrics.JOB_STATES, INBOX_STATES, strict=True):
+        metrics.BACKGROUND_JOBS.labels(state).set(states.get(state, 0) + hooks.get(inbox, 0))
+    metrics.WEBHOOK_PAYMENTS.labels("payments").set(hooks["payments"])
+    metrics.WEBHOOK_PAYMENTS.labels("events").set(hooks["paid_events"])
 
 
 async def _refresh(what: str, count: Callable[[Database], None], database: Database) -> None:
