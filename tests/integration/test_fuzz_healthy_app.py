@@ -60,7 +60,7 @@ NEEDS_A_SERVICE = {
     "POST /orders/{order_id}/pay": "upstream",
     "GET /orders/{order_id}/payment": "upstream",
     "GET /recommendations/{user_id}": "model server",
-    "POST /webhooks/payments": "upstream",  # the payment provider's API (and the queue: Redis)
+    "POST /webhooks/payments": "payment provider",  # the upstream's API (and the queue: Redis)
 }
 
 HOME = Path(tempfile.mkdtemp(prefix="lab-fuzz-"))
