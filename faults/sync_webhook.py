@@ -27,7 +27,6 @@ applied and does nothing. Each event is applied exactly once.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -220,10 +219,6 @@ def _mark(session: Session, event_id: str, status: str) -> None:
     session.execute(update(WebhookEvent).where(WebhookEvent.event_id == event_id)
                     .values(status=status))  # fmt: skip
     session.commit()
-
-
-def valid_event_id(event_id: str) -> bool:
-    return re.match(EVENT_ID_PATTERN, event_id) is not None
 
 
 # The provider's references of the payments its events capture (upstream/app.py):

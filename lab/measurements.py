@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from faults.symptom import finite as finite_number
+
 __all__ = [
     "CURVE_KIND",
     "CURVE_TOLERANCE",
@@ -289,12 +291,6 @@ class CurveMeasurement:
             points=tuple(dict(p) for p in data.get("points") or ()),
             provenance=Provenance.from_dict(data),
         )
-
-
-def finite_number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return float(value)
 
 
 # --- the committed file ------------------------------------------------------
