@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from faults.symptom import finite as finite_number
 
 __all__ = [
+    "CURVE_FIELDS",
     "CURVE_KIND",
     "CURVE_TOLERANCE",
     "DEFAULT_FILE",
@@ -224,11 +225,20 @@ class SweepMeasurement:
         )
 
 
-# `{curve.cpu_uvicorn_best_workers}`: a number of the scenario's worker curve; the
-# name says which series (mix, worker class) and which point (its best, or N workers).
+# `{curve.cpu_uvicorn_best_workers}`: a number of the scenario's curve; the name says
+# which series (mix, class) and which point (its best, or the one at N on the axis).
 CURVE_KIND = "curve"
 _CURVE_FIELD = re.compile(
-    r"^(?P<mix>[a-z]+)_(?P<cls>uvicorn|gthread)_(?P<at>best|\d+)_(?P<metric>[a-z0-9_]+)$"
+    r"^(?P<mix>[a-z]+)_(?P<cls>[a-z]+)_(?P<at>best|\d+)_(?P<metric>[a-z0-9_]+)$"
+)
+# A curve's own numbers, beside the summary metrics its points keep: the axis
+# values, and sse-logs' per 1,000 clients and its lines' arrival.
+CURVE_FIELDS = ("workers", "clients", "rss_per_1000_mb", "cpu_per_1000_cores", "line_p50_ms")
+# The columns a worker curve's table shows for each class (its default).
+WORKER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rps", "req/s"),
+    ("p99_ms", "p99 ms"),
+    ("app_cpu_cores", "cores"),
 )
 # A point within this share of its series' highest throughput counts as reaching it:
 # two runs of one setup differ by a few percent on a shared box, so "the best" is
@@ -238,20 +248,26 @@ CURVE_TOLERANCE = 0.05
 
 @dataclass(frozen=True)
 class CurveMeasurement:
-    """A deployment's curve (worker-sizing's): throughput and latency against the worker
-    count, for each worker class on each mix; one point per closed run of `step_s`."""
+    """Numbers against a count, one series per (mix, class), one point per bounded run
+    of `step_s`. worker-sizing's: throughput and latency against the worker count, per
+    worker class ("uvicorn", "gthread") on each mix ("cpu", "io"); sse-logs': the app's
+    memory and CPU against the clients connected, per variant ("pushed", "polled") on
+    each transport ("sse", "ws"). `axis` names the count; `columns` what its table shows
+    of each class: (point key, header)."""
 
     slug: str
     step_s: float
-    # mix, worker_class, workers, users, rps, p50_ms, p99_ms, app_cpu_cores, rss_end_mb,
-    # error_rate, run
+    # mix, worker_class, <axis>, users, rps, p50_ms, p99_ms, app_cpu_cores, rss_end_mb,
+    # error_rate, run (and whatever `columns` names)
     points: tuple[Mapping[str, Any], ...]
     provenance: Provenance
+    axis: str = "workers"
+    columns: tuple[tuple[str, str], ...] = WORKER_COLUMNS
 
     def series(self, mix: str, worker_class: str) -> list[Mapping[str, Any]]:
         found = [p for p in self.points
                  if p.get("mix") == mix and p.get("worker_class") == worker_class]  # fmt: skip
-        return sorted(found, key=lambda p: int(p.get("workers") or 0))
+        return sorted(found, key=lambda p: int(p.get(self.axis) or 0))
 
     def best(self, mix: str, worker_class: str) -> Mapping[str, Any] | None:
         """The fewest workers within CURVE_TOLERANCE of the series' highest throughput."""
@@ -271,7 +287,7 @@ class CurveMeasurement:
         if at == "best":
             point = self.best(mix, cls)
         else:
-            point = next((p for p in self.series(mix, cls) if p.get("workers") == int(at)), None)
+            point = next((p for p in self.series(mix, cls) if p.get(self.axis) == int(at)), None)
         return finite_number(point.get(metric)) if point else None
 
     @staticmethod
@@ -280,16 +296,20 @@ class CurveMeasurement:
         return _CURVE_FIELD.match(name) is not None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step_s": self.step_s, "points": [dict(p) for p in self.points],
-                **asdict(self.provenance)}  # fmt: skip
+        return {"step_s": self.step_s, "axis": self.axis,
+                "columns": [list(c) for c in self.columns],
+                "points": [dict(p) for p in self.points], **asdict(self.provenance)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, slug: str, data: Mapping[str, Any]) -> CurveMeasurement:
+        columns = tuple((str(k), str(h)) for k, h in data.get("columns") or WORKER_COLUMNS)
         return cls(
             slug=slug,
             step_s=float(data.get("step_s") or 0.0),
             points=tuple(dict(p) for p in data.get("points") or ()),
             provenance=Provenance.from_dict(data),
+            axis=str(data.get("axis") or "workers"),
+            columns=columns,
         )
 
 
@@ -661,40 +681,44 @@ def sweep_markdown(sweep: SweepMeasurement) -> list[str]:
 
 
 def curve_markdown(curve: CurveMeasurement) -> list[str]:
-    """A worker curve as one table per mix: each worker class's throughput and p99 at
-    each worker count, the best count of each marked."""
+    """A curve as one table per mix: each class's columns at each count on the axis; on a
+    worker curve, the best count of each class marked."""
     lines: list[str] = []
     mixes = list(dict.fromkeys(str(p.get("mix")) for p in curve.points))
     classes = list(dict.fromkeys(str(p.get("worker_class")) for p in curve.points))
+    workers = curve.axis == "workers"
     for mix in mixes:
         sample = next(p for p in curve.points if p.get("mix") == mix)
-        counts = sorted({int(p.get("workers") or 0) for p in curve.points if p.get("mix") == mix})
-        best = {cls: curve.best(mix, cls) for cls in classes}
+        counts = sorted({int(p.get(curve.axis) or 0) for p in curve.points
+                         if p.get("mix") == mix})  # fmt: skip
+        best = {cls: curve.best(mix, cls) if workers else None for cls in classes}
         rate = finite_number(sample.get("rate"))
         load = (f"open, {rate:g} req/s offered, p99 from each request's intended time" if rate
                 else f"closed, {sample.get('users')} users")  # fmt: skip
+        headers = ", ".join(h for _, h in curve.columns)
+        title, how = (f"{mix} mix", f", {load}") if workers else (mix, "")
         lines += [
-            f"**{mix} mix** (workload `{sample.get('workload')}`, {load}, "
-            f"{curve.step_s:g} s per point; req/s served, p99 ms, cores used):",
+            f"**{title}** (workload `{sample.get('workload')}`{how}, "
+            f"{curve.step_s:g} s per point; {headers}):",
             "",
-            "| workers | " + " | ".join(f"{cls} req/s | {cls} p99 ms | {cls} cores"
-                                      for cls in classes) + " |",
-            "|---|" + "---|---|---|" * len(classes),
+            f"| {curve.axis} | " + " | ".join(f"{cls} {h}" for cls in classes
+                                             for _, h in curve.columns) + " |",
+            "|---|" + "---|" * (len(curve.columns) * len(classes)),
         ]  # fmt: skip
         for count in counts:
             cells = []
             for cls in classes:
-                point = next((p for p in curve.series(mix, cls) if p.get("workers") == count), {})
-                mark = " (best)" if point and point is best[cls] else ""
-                cells += [f"{fmt(finite_number(point.get('rps')))}{mark}",
-                          fmt(finite_number(point.get("p99_ms"))),
-                          fmt(finite_number(point.get("app_cpu_cores")))]  # fmt: skip
+                point = next((p for p in curve.series(mix, cls) if p.get(curve.axis) == count),
+                             {})  # fmt: skip
+                for i, (key, _) in enumerate(curve.columns):
+                    mark = " (best)" if i == 0 and point and point is best[cls] else ""
+                    cells.append(f"{fmt(finite_number(point.get(key)))}{mark}")
             lines.append(f"| {count} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += [
-        f"(best): the fewest workers within {CURVE_TOLERANCE:.0%} of that type's highest "
-        "throughput on the mix.",
-        "",
-        curve.provenance.line(),
-    ]
-    return lines
+    if workers:
+        lines += [
+            f"(best): the fewest workers within {CURVE_TOLERANCE:.0%} of that type's highest "
+            "throughput on the mix.",
+            "",
+        ]
+    return [*lines, curve.provenance.line()]

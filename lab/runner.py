@@ -547,6 +547,9 @@ def _load(state: _RunState) -> None:
     """Locust until the load shape ends it; the app dying meanwhile fails the run."""
     assert state.app is not None and state.sampler is not None
     locust = state.locust = LocustRun(state.load, state.app_config.base_url, state.run_dir)
+    # The lab's load is the app's operator too: a workload that follows the live
+    # log (log_tail) sends this run's admin token, which changes with every run.
+    locust.env["LAB_ADMIN_TOKEN"] = state.app_config.env["LAB_ADMIN_TOKEN"]
     if state.load.load_processes > 1:
         # Undone after Locust stopped (the stack runs in reverse): its workers have
         # written their parts by then, on an interrupted run too.

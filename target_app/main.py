@@ -28,6 +28,7 @@ from target_app.api.routes import (
     imports,
     lab_admin,
     live,
+    logs,
     orders,
     pricing,
     products,
@@ -41,6 +42,7 @@ from target_app.api.routes import (
 )
 from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
+from target_app.logfeed import LogFeedHandler
 from target_app.observability import MetricsMiddleware, configure_logging, running_lag_monitor
 from target_app.settings import Settings, get_settings
 from target_app.uploads import UploadStore
@@ -79,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for slug in settings.faults:  # FAULTS=... at start-up; validated by get()
         scenario = faults.get(slug)
         store.enable(slug, scenario.params().model_dump(mode="json"))
+    # After configure_logging, which replaces the root logger's handlers: the root
+    # logger is the process's, so the live log is the last app's built here (one).
+    logging.getLogger().addHandler(LogFeedHandler(runtime))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,8 +163,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(etl.router)
     app.include_router(pricing.router)
     app.include_router(webhooks.router)
+    app.include_router(logs.router)
     if settings.lab_admin_enabled:
         app.include_router(lab_admin.router)
     if settings.lab_instrumentation:
-        app.add_middleware(MetricsMiddleware, slow_ms=settings.log_slow_ms)
+        app.add_middleware(
+            MetricsMiddleware, slow_ms=settings.log_slow_ms, access_log=settings.access_log
+        )
     return app

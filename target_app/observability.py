@@ -137,9 +137,10 @@ def configure_logging(level: str) -> None:
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, slow_ms: float = 1000.0) -> None:
+    def __init__(self, app: ASGIApp, slow_ms: float = 1000.0, access_log: bool = False) -> None:
         self.app = app
         self.slow_seconds = slow_ms / 1000
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -173,6 +174,12 @@ class MetricsMiddleware:
             _duration_child(route_path).observe(elapsed)
             if route_path != "/metrics":
                 metrics.DB_QUERIES_PER_REQUEST.observe(timing.db_queries)
+            if self.access_log and route_path != "/metrics":
+                # Logged here, with the request's id in the context: the JSON line
+                # carries it (JsonFormatter), and the live log's clients find it.
+                log.info("request", extra={"fields": {
+                    "method": scope["method"], "route": route_path, "status": status,
+                    "duration_ms": round(elapsed * 1000, 2)}})  # fmt: skip
             if status >= 500 or elapsed >= self.slow_seconds:
                 log.warning(
                     "slow or failed request",

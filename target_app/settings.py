@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Requests slower than this are logged at WARNING with their timing split.
     log_slow_ms: float = Field(1000.0, ge=0)
+    # One INFO line per request (method, route, status, time), what the live log
+    # (GET /logs/live) streams; off by default: a line per request costs each one.
+    access_log: bool = False
 
     @field_validator("faults", mode="before")
     @classmethod
@@ -76,7 +79,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
         token = self.lab_admin_token.get_secret_value()
-        if self.lab_admin_enabled and (token.lower() in _WEAK_TOKENS or len(token) < 16):
+        # Checked whenever one is set, not only with the admin API: the token also
+        # opens the live log (GET /logs/live), which can run without it.
+        if (self.lab_admin_enabled or token) and (token.lower() in _WEAK_TOKENS or len(token) < 16):
             raise ValueError(
                 "LAB_ADMIN_ENABLED needs LAB_ADMIN_TOKEN set to a random string of at least "
                 "16 characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"

@@ -29,11 +29,11 @@ from typing import Any
 
 from rich.console import Console
 
+from lab.bench import curves
 from lab.measurements import (
     DEFAULT_FILE,
     CurveMeasurement,
     MeasurementFile,
-    curve_markdown,
     machine_now,
 )
 from lab.runner import RunOptions
@@ -146,14 +146,9 @@ def plot(curve: CurveMeasurement, path: Path) -> Path:
                 ax.set_ylim(bottom=0)
             ax.grid(True, alpha=0.3)
             ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return curves.save(fig, path)
 
 
 def markdown(part: dict[str, Any]) -> list[str]:
     """bench.md's tables of the part `run` returned (the page shows the same)."""
-    lines = curve_markdown(CurveMeasurement.from_dict(SLUG, part))
-    return [*lines, "", f"Plot: {part['plot']}"] if part.get("plot") else lines
+    return curves.part_markdown(SLUG, part)

@@ -26,6 +26,7 @@ from lab.bench import (
     capacity,
     catalogue,
     heavy_json_steps,
+    log_transports,
     outage,
     overhead,
     slo_sweep,
@@ -37,7 +38,7 @@ __all__ = ["PARTS", "run"]
 
 PARTS = (
     "catalogue", "capacity", "overhead", "outage", "slo-sweep", "heavy-json-steps",
-    "worker-sizing",
+    "worker-sizing", "log-transports",
 )  # fmt: skip
 
 
@@ -107,8 +108,14 @@ def run(
                     heavy_json_steps.SLUG: heavy_json_steps.bench_part(out / "bench.json")
                 }
         if "worker-sizing" in parts:
-            results["curve"] = {worker_sizing.SLUG: _stepped(console, "worker-sizing", partial(
-                worker_sizing.run, out / "bench.json", out / "worker-sizing"))}  # fmt: skip
+            results.setdefault("curve", {})[worker_sizing.SLUG] = _stepped(
+                console, "worker-sizing",
+                partial(worker_sizing.run, out / "bench.json", out / "worker-sizing"))  # fmt: skip
+        if "log-transports" in parts:
+            results.setdefault("curve", {})[log_transports.SLUG] = _stepped(
+                console, "log-transports",
+                partial(log_transports.run, out / "bench.json", out / "log-transports"),
+            )  # fmt: skip
     except KeyboardInterrupt:
         results["interrupted"] = True
         console.print("[yellow]interrupted: writing what was measured so far")
@@ -175,8 +182,12 @@ def _write(results: dict[str, Any], rows: list[catalogue.CatalogueRow] | None, o
         steps = results["steps"][heavy_json_steps.SLUG]
         lines += ["", "## heavy-json, one change at a time", "",
                   *heavy_json_steps.part_markdown(steps)]  # fmt: skip
-    if "curve" in results:
+    curves = results.get("curve", {})
+    if worker_sizing.SLUG in curves:
         lines += ["", f"## Workers: {worker_sizing.SLUG}, count x type x mix", "",
-                  *worker_sizing.markdown(results["curve"][worker_sizing.SLUG])]  # fmt: skip
+                  *worker_sizing.markdown(curves[worker_sizing.SLUG])]  # fmt: skip
+    if log_transports.SLUG in curves:
+        lines += ["", f"## Live-log clients: {log_transports.SLUG}, followers x transport x feed",
+                  "", *log_transports.markdown(curves[log_transports.SLUG])]  # fmt: skip
     (out / "bench.md").write_text("\n".join(lines) + "\n")
     (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))

@@ -61,7 +61,7 @@ class Benches:
 
     steps: StepsMeasurement | None = None  # heavy-json's step by step
     sweep: SweepMeasurement | None = None  # performance-testing's rate sweep
-    curve: CurveMeasurement | None = None  # worker-sizing's worker curve
+    curve: CurveMeasurement | None = None  # worker-sizing's workers, sse-logs' clients
 
     def as_dict(self) -> dict[str, Any]:
         return {name: part.as_dict() if part else None
@@ -180,10 +180,14 @@ def measured_markdown(
         lines += ["### Throughput at the SLO: the rate stepped", "",
                   *measurements.sweep_markdown(benches.sweep), ""]  # fmt: skip
     if benches.curve is not None:
-        lines += ["### The worker curve: count x type x mix", "",
+        title, alt = (("The worker curve: count x type x mix", "throughput and p99 against workers")
+                      if benches.curve.axis == "workers" else
+                      (f"The {benches.curve.axis} curve: what each count costs the app",
+                       f"the app's memory and CPU against the {benches.curve.axis}"))  # fmt: skip
+        lines += [f"### {title}", "",
                   # docs/<slug>.png, drawn by the bench; the handbook's pages are in
                   # docs/scenarios/, next to it.
-                  f"![throughput and p99 against workers](../{s.slug}.png)", "",
+                  f"![{alt}](../{s.slug}.png)", "",
                   *measurements.curve_markdown(benches.curve), ""]  # fmt: skip
     return "\n".join(lines)
 

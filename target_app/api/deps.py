@@ -23,6 +23,7 @@ __all__ = [
     "SettingsDep",
     "ToggleAllowedDep",
     "UpstreamDep",
+    "admin_token_refusal",
     "redis_of",
     "seams_of",
 ]
@@ -105,23 +106,38 @@ async def _seams(request: Request) -> FaultRuntime:
 SeamsDep = Annotated[FaultRuntime, Depends(_seams)]
 
 
-async def _require_admin(
-    settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_lab_token: Annotated[str | None, Header()] = None,
-) -> None:
+def admin_token_refusal(
+    settings: Settings, authorization: str | None, x_lab_token: str | None = None
+) -> HTTPException | None:
+    """Why these credentials do not open the lab admin API (or the live log), or None.
+
+    The token comes as `Authorization: Bearer <token>` or `X-Lab-Token`. With no
+    LAB_ADMIN_TOKEN configured, every token is refused: nothing is open by default.
+    A WebSocket route, which has no Request to depend on, calls this itself.
+    """
     supplied = x_lab_token
     if authorization and authorization.lower().startswith("bearer "):
         supplied = authorization[7:].strip()
     if not supplied:
-        raise HTTPException(
+        return HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "the lab admin API needs a token: send 'Authorization: Bearer <LAB_ADMIN_TOKEN>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     expected = settings.lab_admin_token.get_secret_value()
-    if not secrets.compare_digest(supplied.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong lab admin token")
+    if not expected or not secrets.compare_digest(supplied.encode(), expected.encode()):
+        return HTTPException(status.HTTP_403_FORBIDDEN, "wrong lab admin token")
+    return None
+
+
+async def _require_admin(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_lab_token: Annotated[str | None, Header()] = None,
+) -> None:
+    refusal = admin_token_refusal(settings, authorization, x_lab_token)
+    if refusal is not None:
+        raise refusal
 
 
 async def _refuse_in_production(settings: SettingsDep) -> None:

@@ -188,6 +188,12 @@ class Client:
         self._client = client
 
     @property
+    def portal(self) -> anyio.from_thread.BlockingPortal:
+        """The app's event loop, for a test that drives the app over ASGI itself (a stream
+        without end, which httpx's ASGI transport would wait for)."""
+        return self._portal
+
+    @property
     def cookies(self) -> httpx.Cookies:
         """The client's cookie jar: what responses set is sent again, as a browser does."""
         return self._client.cookies

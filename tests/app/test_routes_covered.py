@@ -69,6 +69,8 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     # In process the fixed receiver needs PostgreSQL and Redis (503, test_webhooks.py);
     # its queue and consumer are proven in tests/scenarios/test_sync_webhook.py.
     ("POST", "/webhooks/payments"): {200, 422, 503},
+    # The stream itself is driven over ASGI (test_logs.py); the rest through the client.
+    ("GET", "/logs/live"): {200, 401, 403, 422},
     ("GET", "/_lab/faults"): {200, 401, 403},
     ("PUT", "/_lab/faults/{slug}"): {200, 401, 403, 404, 409, 422},
     ("DELETE", "/_lab/faults/{slug}"): {200, 401, 403, 404},

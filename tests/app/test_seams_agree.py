@@ -83,6 +83,8 @@ NOT_HERE = {
     "sync-webhook": "the fixed variant queues on Redis and writes its inbox with "
     "PostgreSQL's ON CONFLICT (503 in process, test_webhooks.py); the contract test "
     "counts both variants' payments in PostgreSQL",
+    "sse-logs": "a stream without end: test_logs.py reads each variant's events over "
+    "ASGI, and the unit tests hold both feeds to the same lines, order and ids",
     "worker-sizing": "a deployment scenario: its variants are how the app is started; the "
     "WSGI adapter's answers are compared with the ASGI app's in test_wsgi.py",
 }

@@ -74,7 +74,7 @@ def test_placeholders_name_summary_metrics(slug: str) -> None:
             if kind == measurements.CURVE_KIND:
                 assert CurveMeasurement.names_a_field(metric), f"{slug}: {{curve.{metric}}}"
                 point_metric = metric.split("_", 3)[3]
-                assert point_metric == "workers" or point_metric in METRICS, (
+                assert point_metric in measurements.CURVE_FIELDS or point_metric in METRICS, (
                     f"{slug}: {{curve.{metric}}}: no such summary metric"
                 )
                 continue
@@ -183,15 +183,28 @@ def _bench_with_sweep(runs: Path, slug: str) -> None:
 
 
 def _bench_with_curve(runs: Path, slug: str) -> None:
-    """A bench.json whose worker-sizing part measured `slug`: every series at 1 to 4 workers."""
+    """A bench.json whose curve part measured `slug`: worker-sizing's every series at 1 to
+    4 workers; sse-logs' at 0, 1,000 and 2,000 clients."""
+    from lab.bench import log_transports
     from lab.bench.worker_sizing import CLASSES, MIXES
 
-    points = [
-        {"mix": mix, "worker_class": cls, "workers": n, "rps": 100.0 * n, "p50_ms": 5.0,
-         "p99_ms": 50.0, "app_cpu_cores": 0.5 * n, "rss_end_mb": 90.0 * n, "error_rate": 0.0}
-        for mix in MIXES for cls in CLASSES for n in (1, 2, 3, 4)
-    ]  # fmt: skip
-    part = {"step_s": 12.0, "points": points, "source": "bench", "where": "bench.json",
+    extra: dict[str, object] = {}
+    if slug == log_transports.SLUG:
+        points = [
+            {"mix": mix, "worker_class": cls, "clients": n, "rss_mb": 100.0 + 0.02 * n,
+             "cpu_cores": 0.1 + 0.0001 * n, "line_p50_ms": 20.0}
+            for mix in log_transports.TRANSPORTS for cls in log_transports.VARIANTS
+            for n in log_transports.CLIENTS
+        ]  # fmt: skip
+        log_transports.per_thousand(points)
+        extra = {"axis": "clients", "columns": [list(c) for c in log_transports.COLUMNS]}
+    else:
+        points = [
+            {"mix": mix, "worker_class": cls, "workers": n, "rps": 100.0 * n, "p50_ms": 5.0,
+             "p99_ms": 50.0, "app_cpu_cores": 0.5 * n, "rss_end_mb": 90.0 * n, "error_rate": 0.0}
+            for mix in MIXES for cls in CLASSES for n in (1, 2, 3, 4)
+        ]  # fmt: skip
+    part = {"step_s": 12.0, "points": points, **extra, "source": "bench", "where": "bench.json",
             "measured_at": "2026-12-01T10:02:00+00:00", "hostname": "bench-host", "cpus": 2,
             "git_commit": "0123456789"}  # fmt: skip
     (runs / "bench" / "y").mkdir(parents=True)
@@ -205,6 +218,19 @@ def test_a_page_shows_its_worker_curve(tmp_path: Path) -> None:
     assert "### The worker curve: count x type x mix" in page
     assert "| 4 | 400 (best) | 50.0 | 2.00 | 400 (best) |" in page
     assert "](../worker-sizing.png)" in page
+
+
+def test_a_page_shows_its_clients_curve(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _bench_with_curve(runs, "sse-logs")
+    page = page_markdown("sse-logs", runs=runs, committed=NO_FILE)
+    assert "### The clients curve: what each count costs the app" in page
+    # 20 MB and 0.1 cores per 1,000 clients: the 2,000 point over the 0 point, halved.
+    assert "| 2000 | 140 | 20.0 | 0.100 | 20.0 |" in page
+    assert "](../sse-logs.png)" in page
+    answers = " ".join(_answers_section(page).split())
+    assert "SSE 20.0 MB and WebSocket 20.0 MB per 1,000 clients" in answers
+    assert "cost SSE 0.100 cores per 1,000 clients" in answers
 
 
 def test_a_page_shows_its_rate_sweep(tmp_path: Path) -> None:
