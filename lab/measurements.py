@@ -352,6 +352,21 @@ class MeasurementFile:
         }
         return cls(path, pairs, steps, sweeps, curves)
 
+    @classmethod
+    def store(
+        cls, path: Path, measured: StepsMeasurement | SweepMeasurement | CurveMeasurement
+    ) -> None:
+        """One bench part's measurement in the file at `path`, in place of the scenario's
+        last of that kind; the rest of the file kept."""
+        stored = cls.load(path)
+        if isinstance(measured, StepsMeasurement):
+            stored.steps[measured.slug] = measured
+        elif isinstance(measured, SweepMeasurement):
+            stored.sweeps[measured.slug] = measured
+        else:
+            stored.curves[measured.slug] = measured
+        stored.save()
+
     def save(self) -> None:
         data = {
             "format": self.FORMAT,

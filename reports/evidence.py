@@ -397,16 +397,25 @@ def gauge(ev: Evidence, name: str) -> pd.DataFrame | None:
 
 
 def counter_total(
-    ev: Evidence, name: str, exclude_route: str | None = None, *, window: bool = True
+    ev: Evidence,
+    name: str,
+    exclude_route: str | None = None,
+    *,
+    window: bool = True,
+    label_filter: str | None = None,
 ) -> pd.DataFrame | None:
-    """`ts, t, value`: the metric summed over label sets per sample time, sorted by ts."""
+    """`ts, t, value`: the metric summed over label sets per sample time, sorted by ts;
+    only the label sets that contain `label_filter` (e.g. "count=payments"), when given.
+    `window=False` keeps the samples after the load too (a gauge after its drain)."""
     rows = _select(ev, name, exclude_route)
     if rows is None:
         return None
+    if label_filter is not None:
+        rows = rows.loc[rows["labels"].str.contains(label_filter, regex=False)]
     if window:
         rows = ev.in_window(rows)
-        if rows.empty:
-            return None
+    if rows.empty:
+        return None
     out = rows.groupby("ts", as_index=False).agg(t=("t", "first"), value=("value", "sum"))
     return out.sort_values("ts").reset_index(drop=True)
 

@@ -428,11 +428,8 @@ def webhook_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None
 
 def _last_labelled(ev: Evidence, name: str, label: str) -> float | None:
     """A gauge's last sample of the run (after its drain too), for one label set."""
-    if ev.metrics is None:
-        return None
-    rows = ev.metrics.loc[(ev.metrics["name"] == name)
-                          & ev.metrics["labels"].str.contains(label, regex=False)]  # fmt: skip
-    return None if rows.empty else float(rows.sort_values("ts")["value"].iloc[-1])
+    series = counter_total(ev, name, window=False, label_filter=label)
+    return None if series is None else float(series["value"].iloc[-1])
 
 
 def symptom(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:

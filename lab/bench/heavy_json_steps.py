@@ -341,9 +341,7 @@ def bench_part(
         provenance=machine_now("bench (heavy-json steps)", str(where)),
     )
     if committed is not None:
-        stored = MeasurementFile.load(committed)
-        stored.steps[SLUG] = measured
-        stored.save()
+        MeasurementFile.store(committed, measured)
     return measured.as_dict()
 
 

@@ -88,9 +88,7 @@ def run(
         axis="clients", columns=COLUMNS,
     )  # fmt: skip
     if committed is not None:
-        stored = MeasurementFile.load(committed)
-        stored.curves[SLUG] = measured
-        stored.save()
+        MeasurementFile.store(committed, measured)
         plot(measured, committed.parent / PLOT)
     chart = plot(measured, out / PLOT)
     return {**measured.as_dict(), "plot": str(chart)}

@@ -106,9 +106,7 @@ def run(
         slo_metric=metric, slo_route=route,
     )  # fmt: skip
     if committed is not None:
-        stored = MeasurementFile.load(committed)
-        stored.sweeps[slug] = measured
-        stored.save()
+        MeasurementFile.store(committed, measured)
     return measured.as_dict()
 
 

@@ -99,9 +99,7 @@ def run(
         provenance=machine_now("bench (worker curve)", str(where)),
     )  # fmt: skip
     if committed is not None:
-        stored = MeasurementFile.load(committed)
-        stored.curves[SLUG] = measured
-        stored.save()
+        MeasurementFile.store(committed, measured)
         plot(measured, committed.parent / PLOT)  # the one the page shows
     chart = plot(measured, out / PLOT)
     return {**measured.as_dict(), "plot": str(chart)}

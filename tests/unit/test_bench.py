@@ -170,6 +170,22 @@ def test_a_sweep_is_kept_in_the_measurement_file_and_cited_by_its_page(tmp_path:
     assert "not measured" in render(text, None, None).split(" requests")[0]
 
 
+def test_a_part_stored_replaces_its_kind_only_and_keeps_the_rest(tmp_path: Path) -> None:
+    from lab.measurements import CurveMeasurement, MeasurementFile, SweepMeasurement
+
+    path = tmp_path / "m.json"
+    point = {"rate": 100.0, "rps": 100.0, "p99_ms": 2.0, "error_rate": 0.0, "meets": True}
+    MeasurementFile.store(path, SweepMeasurement.from_dict("sync-webhook", _sweep([point])))
+    curve = {"step_s": 24.0, "axis": "clients", "columns": [["rss_mb", "RSS MB"]],
+             "points": [{"mix": "sse", "worker_class": "pushed", "clients": 1000}]}  # fmt: skip
+    MeasurementFile.store(path, CurveMeasurement.from_dict("sse-logs", curve))
+    stored = MeasurementFile.load(path)
+    assert set(stored.sweeps) == {"sync-webhook"} and set(stored.curves) == {"sse-logs"}
+    kept = stored.curves["sse-logs"]
+    assert kept.axis == "clients" and kept.columns == (("rss_mb", "RSS MB"),)
+    assert kept.series("sse", "pushed")[0]["clients"] == 1000
+
+
 def test_an_outage_ends_with_its_run_and_always_brings_the_link_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

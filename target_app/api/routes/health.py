@@ -23,8 +23,9 @@ log = logging.getLogger("target_app.metrics")
 __all__ = ["router"]
 
 router = APIRouter(tags=["ops"], responses=responses(500))
-# The webhook inbox's states, in the order of metrics.JOB_STATES (none is "running").
-INBOX_STATES = ("inbox_received", "inbox_running", "inbox_applied", "inbox_failed")
+# The job state each webhook inbox status counts as (webhook_counts' keys): a received
+# event is a queued job until its consumer applies it; no inbox row is ever "running".
+INBOX_AS_JOB = {"inbox_received": "queued", "inbox_applied": "done", "inbox_failed": "failed"}
 
 
 @router.get("/healthz")
@@ -49,9 +50,11 @@ def _count_jobs(database: Database) -> None:
     except SQLAlchemyError as exc:  # a database from before migration 0007: no webhooks
         log.debug("webhook counts unavailable: %s", exc)
         hooks = {"payments": 0, "paid_events": 0}
-    # A received webhook event is a queued job until its consumer applies it.
-    for state, inbox in zip(metrics.JOB_STATES, INBOX_STATES, strict=True):
-        metrics.BACKGROUND_JOBS.labels(state).set(states.get(state, 0) + hooks.get(inbox, 0))
+    counts = {state: states.get(state, 0) for state in metrics.JOB_STATES}
+    for inbox, state in INBOX_AS_JOB.items():
+        counts[state] += hooks.get(inbox, 0)
+    for state, count in counts.items():
+        metrics.BACKGROUND_JOBS.labels(state).set(count)
     metrics.WEBHOOK_PAYMENTS.labels("payments").set(hooks["payments"])
     metrics.WEBHOOK_PAYMENTS.labels("events").set(hooks["paid_events"])
 
