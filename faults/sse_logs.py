@@ -238,7 +238,10 @@ class PushedQueues:
                     yield list[LogLine | Gap](replay)
             while True:
                 try:
-                    await asyncio.wait_for(follower.ready.wait(), idle_s)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the wait in
+                    # a task of its own, one more task per client for every line.
+                    async with asyncio.timeout(idle_s):
+                        await follower.ready.wait()
                 except TimeoutError:
                     yield []
                     continue

@@ -107,6 +107,14 @@ def measure_upstream(dependency: str) -> Iterator[UpstreamCall]:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        # Formatted once per record: the stdout handler and the live log's handler
+        # (target_app/logfeed.py) both call this, in the same context.
+        done: str | None = getattr(record, "_lab_json", None)
+        if done is None:
+            done = record._lab_json = self._format(record)
+        return done
+
+    def _format(self, record: logging.LogRecord) -> str:
         timing = _timing.get()
         entry: dict[str, Any] = {
             "ts": record.created,

@@ -75,10 +75,14 @@ class _Stream(FastHttpUser):
             self.reader.kill(block=False)
         self._close()
 
-    def _record(self, name: str, started: float, exception: Exception | None = None) -> None:
+    def _record(
+        self, name: str, started: float, exception: Exception | None = None,
+        ended: float | None = None,
+    ) -> None:  # fmt: skip
+        ended = time.perf_counter() if ended is None else ended
         self.environment.events.request.fire(
             request_type=self.transport, name=name,
-            response_time=(time.perf_counter() - started) * 1000,
+            response_time=max(ended - started, 0.0) * 1000,
             response_length=0, exception=exception, context={},
         )  # fmt: skip
 
@@ -207,12 +211,9 @@ class _Writer(_Stream):
                     return
             answered = time.perf_counter()
             if arrival.wait(timeout=LINE_WAIT_S):
-                # The reader noted the arrival before it set the event.
-                self.environment.events.request.fire(
-                    request_type=self.transport, name="log line",
-                    response_time=max(self.arrived[request_id] - answered, 0.0) * 1000,
-                    response_length=0, exception=None, context={},
-                )  # fmt: skip
+                # The reader noted the arrival before it set the event; a line read
+                # before this greenlet saw its answer counts as 0 ms.
+                self._record("log line", answered, ended=self.arrived[request_id])
             else:
                 self._record("log line", answered,
                              TimeoutError(f"{request_id}: its log line did not come"))  # fmt: skip

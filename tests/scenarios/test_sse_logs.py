@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from faults.sse_logs import LIVE_MS
+from faults.sse_logs import LIVE_MS, SCENARIO
+from lab.bench.log_transports import WRITERS
 from tests.scenarios.contract import prove
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration]
 
 SLUG = "sse-logs"
 TRANSPORTS = ("SSE", "WS")
+# The default load's users: WRITERS per transport, the rest followers split evenly.
+OPENS_PER_TRANSPORT = (int(SCENARIO.default_load["users"]) - 2 * WRITERS) // 2 + WRITERS
 
 
 def test_sse_logs_polled_lines_arrive_late_and_pushed_ones_live(
@@ -29,8 +32,9 @@ def test_sse_logs_polled_lines_arrive_late_and_pushed_ones_live(
         routes = summary["routes"]
         for transport in TRANSPORTS:
             opened = routes[f"{transport} /logs/live"]
-            # Half the followers on each transport (the writers too): all connected...
-            assert opened["requests"] >= 490 and opened["failures"] == 0, (transport, opened)
+            # Half the followers on each transport, and its writers: each opened once...
+            assert opened["requests"] == OPENS_PER_TRANSPORT, (transport, opened)
+            assert opened["failures"] == 0, (transport, opened)
             # ...and none of their streams broke while the load ran.
             assert routes.get(f"{transport} stream", {}).get("requests", 0) == 0, routes
     for transport in TRANSPORTS:

@@ -36,6 +36,7 @@ for name, cls in SHAPES.items():
         series.append(shape.tick())
     ticks[name] = series
 out["ticks"] = ticks
+out["log_writers"] = importlib.import_module("loadtests.workloads.log_tail").WRITERS_PER_TRANSPORT
 print(json.dumps(out))
 """
 
@@ -53,6 +54,12 @@ def probe() -> dict:
 
 def test_shape_names_match_the_shape_classes(probe: dict) -> None:
     assert probe["shapes"] == sorted(SHAPE_NAMES)
+
+
+def test_the_log_bench_counts_the_writers_the_workload_has(probe: dict) -> None:
+    from lab.bench.log_transports import WRITERS  # a copy: the workload imports gevent
+
+    assert probe["log_writers"] == WRITERS
 
 
 def test_every_workload_has_user_classes(probe: dict) -> None:

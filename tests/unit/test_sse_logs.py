@@ -145,6 +145,18 @@ def test_the_polled_feed_finds_a_line_only_at_its_next_poll_and_keeps_every_line
     asyncio.run(scenario())
 
 
+def test_a_record_is_formatted_once_for_stdout_and_the_live_log() -> None:
+    import logging
+
+    from target_app.observability import JsonFormatter
+
+    record = logging.LogRecord("target_app", logging.INFO, __file__, 1, "hello %s", ("x",), None)
+    first, second = JsonFormatter(), JsonFormatter()
+    text = first.format(record)
+    assert json.loads(text)["msg"] == "hello x"
+    assert second.format(record) is text  # the second handler's formatter reuses it
+
+
 def test_the_bench_costs_each_thousand_clients_over_its_series_zero_point() -> None:
     points = [
         {"mix": "sse", "worker_class": "pushed", "clients": 0, "rss_mb": 100.0, "cpu_cores": 0.1},

@@ -38,6 +38,10 @@ def test_faults_env_is_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_admin_api_refuses_a_weak_token() -> None:
     with pytest.raises(ValidationError, match="LAB_ADMIN_TOKEN"):
         Settings(lab_admin_enabled=True, lab_admin_token="changeme")  # type: ignore[arg-type]
+    # The token also opens the live log, which runs without the admin API: a weak one is
+    # refused whenever it is set.
+    with pytest.raises(ValidationError, match="LAB_ADMIN_TOKEN"):
+        Settings(lab_admin_enabled=False, lab_admin_token="short")  # type: ignore[arg-type]
 
 
 def test_production_refuses_faults_at_start_up() -> None:
