@@ -57,22 +57,33 @@ class ToggleStore:
 
     def active(self) -> ToggleState:
         """The active faults, at most `poll_interval` seconds old."""
-        now = time.monotonic()
-        if now < self._next_check:
+        if time.monotonic() < self._next_check:
             return self._cached
         with self._lock:
-            self._next_check = now + self.poll_interval
-            try:
-                stat = self.path.stat()
-                mtime = (stat.st_mtime_ns, stat.st_ino)
-            except FileNotFoundError:
-                if self._cached_mtime is not None:  # keep the same empty state object
-                    self._cached, self._cached_mtime = {}, None
+            # Another thread may have looked while this one waited for the lock.
+            if time.monotonic() < self._next_check:
                 return self._cached
-            if mtime != self._cached_mtime:
-                self._cached = self._read()
-                self._cached_mtime = mtime
+            self._refresh()
+            # Only now, the look done: were the next check pushed forward before the
+            # file was read, another thread would take the old state for a fresh one
+            # until the look ended (seen in CI: a toggle written and read back by one
+            # client answered as if never written, while the app's own metrics task
+            # was looking).
+            self._next_check = time.monotonic() + self.poll_interval
         return self._cached
+
+    def _refresh(self) -> None:
+        """The cache made current from the file, under `_lock`."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            if self._cached_mtime is not None:  # keep the same empty state object
+                self._cached, self._cached_mtime = {}, None
+            return
+        key = (stat.st_mtime_ns, stat.st_ino)
+        if key != self._cached_mtime:
+            self._cached = self._read()
+            self._cached_mtime = key
 
     def _read(self) -> ToggleState:
         try:
@@ -94,12 +105,18 @@ class ToggleStore:
             try:
                 state = self._read()
                 yield state
-                self._write(state)
+                key = self._write(state)
+                # What was written is what this process reads next, at once: the
+                # file cannot change under the flock, and a look in progress in
+                # another thread finishes before this (both hold `_lock`).
+                with self._lock:
+                    self._cached, self._cached_mtime = state, key
+                    self._next_check = time.monotonic() + self.poll_interval
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
-        self._next_check = 0.0  # our own next read sees the change at once
 
-    def _write(self, state: ToggleState) -> None:
+    def _write(self, state: ToggleState) -> tuple[int, int]:
+        """`state` as the new file; its cache key (mtime, inode)."""
         payload = {"version": time.time_ns(), "active": state}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".toggles-")
         with os.fdopen(fd, "w") as handle:
@@ -117,7 +134,9 @@ class ToggleStore:
             previous = 0
         mtime = max(time.time_ns(), previous + 1)
         os.utime(tmp, ns=(mtime, mtime))
+        written = Path(tmp).stat()  # a rename keeps the inode and its mtime
         Path(tmp).replace(self.path)
+        return written.st_mtime_ns, written.st_ino
 
     def enable(self, slug: str, params: dict[str, Any], variant: Variant = "faulty") -> None:
         """`slug`'s faulty variant on with `params`; with `variant="fixed"`, the fault

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -149,3 +151,40 @@ def test_every_toggle_write_gets_a_later_mtime_than_the_file_it_replaces(tmp_pat
     writer.disable("memory-leak")
     assert path.stat().st_mtime_ns > ahead
     assert reader.faulty() == {}
+
+
+def test_a_reader_never_takes_the_old_state_while_another_thread_looks(tmp_path) -> None:
+    """A worker reads the toggles from many threads (requests in the threadpool, the
+    app's metrics task in the event loop). While one thread is reading the file, another
+    that asks must wait for what it finds, not be handed the state from before (which
+    made a toggle, written and read back by one client, look unwritten in CI)."""
+    path = tmp_path / "t.json"
+    store = faults.ToggleStore(path, poll_interval=0.3)
+    store.enable("memory-leak", {})
+    assert "memory-leak" in store.faulty()
+    faults.ToggleStore(path).disable("memory-leak")  # another process's write
+    time.sleep(store.poll_interval)  # the store's next look is due
+
+    looking, go = threading.Event(), threading.Event()
+
+    class HeldPath(type(path)):  # type: ignore[misc]
+        """The store's file, whose next stat() waits until the test lets it go."""
+
+        def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+            if not looking.is_set():
+                looking.set()
+                go.wait(timeout=30)
+            return super().stat(follow_symlinks=follow_symlinks)
+
+    store.path = HeldPath(path)
+    first = threading.Thread(target=store.active)
+    first.start()
+    assert looking.wait(timeout=30)
+    seen: list[faults.ToggleState] = []
+    second = threading.Thread(target=lambda: seen.append(store.active()))
+    second.start()
+    second.join(timeout=0.5)  # handed a state at once, or waiting for the look
+    go.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert seen == [{}]
