@@ -35,7 +35,7 @@ help:
 	@echo "make fault=memory-leak fixed=1 load    the fixed variant, same load"
 	@echo "make fault=memory-leak compare         both, then a before/after comparison"
 	@echo "make fault=memory-leak serve           the app alone with the fault on (port 8000)"
-	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream"
+	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream, inventory"
 	@echo "make scenarios | handbook | test | lint | bench | clean"
 	@echo "variables (unset: the scenario's own): duration=30s users=50 workers=2 profile=none|py-spy|memray shape=constant|step|spike workload=mixed|..."
 	@echo "  rate=200              open model: 200 req/s on a schedule, latency from each request's intended time (users then cap requests in flight)"

@@ -57,20 +57,39 @@ class Toxic:
     fewer round trips). `type="down"` disables the link's proxy altogether.
     """
 
-    link: str  # a key of lab.topology.LINKS: postgres, redis, upstream
+    link: str  # a key of lab.topology.LINKS: postgres, redis, upstream, inventory
     type: str  # latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, down
     attributes: Mapping[str, float] = field(default_factory=dict)
     stream: Literal["downstream", "upstream"] = "downstream"
     toxicity: float = 1.0
+    # An intermittent condition (a network that partitions now and then): on for
+    # `for_s` seconds at the end of every `every_s`, from the run's start; None: on
+    # for the whole run. A per-connection `toxicity` spares a pooled client's
+    # long-lived connections; a window hits every connection open in it.
+    every_s: float | None = None
+    for_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.every_s is None) != (self.for_s is None):
+            raise ValueError(f"{self.link} {self.type}: give both every_s and for_s, or neither")
+        if (
+            self.every_s is not None
+            and self.for_s is not None
+            and not (0 < self.for_s < self.every_s)
+        ):
+            raise ValueError(f"{self.link} {self.type}: 0 < for_s < every_s")
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "link": self.link,
             "type": self.type,
             "attributes": dict(self.attributes),
             "stream": self.stream,
             "toxicity": self.toxicity,
         }
+        if self.every_s is not None:
+            out |= {"every_s": self.every_s, "for_s": self.for_s}
+        return out
 
 
 @dataclass(frozen=True)
@@ -168,6 +187,15 @@ class Scenario(Generic[Seam, Params]):
     # Settings the app runs with in both variants (e.g. SCHEDULER_ENABLED=true):
     # the part of the app the scenario exercises, switched on for its runs.
     app_env: Mapping[str, str] = field(default_factory=dict)
+    # Gauges of the app's /metrics that must fall to 0 after the load before the
+    # run ends (work the load left behind: queued jobs, undelivered messages);
+    # the run waits for them as for its job workers' queue.
+    drains: tuple[str, ...] = ()
+    # What only the services' own records can tell after a run (the load and the
+    # drain over): counts from their databases, by the run's service addresses
+    # (DATABASE_DIRECT_URL, ...), in the lab's process. Written to audit.json; the
+    # summary's audit metrics (reports/metrics.py) come from it.
+    audit: Callable[[Mapping[str, str]], Mapping[str, int | float]] | None = None
 
     def build(self, variant: Variant, params: Params) -> Seam:
         factory = self.faulty if variant == "faulty" else self.fixed

@@ -333,8 +333,8 @@ def bench_cmd(
         typer.Option(
             "--part",
             help=(
-                "catalogue, capacity, overhead, outage, slo-sweep, heavy-json-steps or "
-                "worker-sizing (repeatable; default: all)"
+                "catalogue, capacity, overhead, outage, slo-sweep, heavy-json-steps, "
+                "worker-sizing or log-transports (repeatable; default: all)"
             ),
         ),
     ] = None,

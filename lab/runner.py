@@ -434,6 +434,7 @@ def scenario_service_env(scenario: Scenario, services: set[str]) -> dict[str, st
         "DATABASE_URL": "postgres", "DATABASE_DIRECT_URL": "postgres",
         "REDIS_URL": "redis", "REDIS_DIRECT_URL": "redis",
         "UPSTREAM_URL": "upstream", "UPSTREAM_DIRECT_URL": "upstream",
+        "INVENTORY_URL": "inventory", "INVENTORY_DIRECT_URL": "inventory",
     }  # fmt: skip
     out = {}
     for key, service in wanted.items():
@@ -560,8 +561,11 @@ def _load(state: _RunState) -> None:
     assert locust.child is not None
     state.sampler.locust_pid = locust.child.pid
     _watch(state, locust, state.app, state.sampler)
+    gauges = list(state.plan.scenario.drains)
     if state.job_workers is not None:
-        _drain_jobs(state, state.job_workers, state.sampler)
+        gauges += ["background_jobs{state=queued}", "background_jobs{state=running}"]
+    if gauges:
+        _drain(state, gauges, state.job_workers, state.sampler)
 
 
 # The jobs a run queued are part of its evidence (done exactly once?), so the run
@@ -569,25 +573,27 @@ def _load(state: _RunState) -> None:
 DRAIN_S = 90.0
 
 
-def _drain_jobs(state: _RunState, workers: JobWorkers, sampler: Sampler) -> None:
-    """After the load, until no job is queued or running (the app's background_jobs,
-    as sampled after the load ended), or DRAIN_S; a job worker that dies meanwhile
-    is restarted as during the load."""
+def _drain(
+    state: _RunState, gauges: list[str], workers: JobWorkers | None, sampler: Sampler
+) -> None:
+    """After the load, until every gauge of `gauges` (as sampled after the load ended)
+    is 0, or DRAIN_S; a job worker that dies meanwhile is restarted as during the load."""
     ended = time.time()
     deadline = time.monotonic() + DRAIN_S
-    queued, running = "background_jobs{state=queued}", "background_jobs{state=running}"
-    with state.console.status("waiting for the jobs the load queued to finish") as status:
+    with state.console.status("waiting for the work the load left to finish") as status:
         while time.monotonic() < deadline:
             raise_if_interrupted()
-            workers.supervise()
+            if workers is not None:
+                workers.supervise()
             latest = sampler.latest
-            if latest.get("ts", 0.0) > ended and queued in latest:
-                pending = latest[queued] + latest.get(running, 0.0)
+            if latest.get("ts", 0.0) > ended and all(g in latest for g in gauges):
+                pending = sum(latest[g] for g in gauges)
                 if pending == 0:
                     return
-                status.update(f"waiting for the {pending:.0f} job(s) the load queued to finish")
+                status.update(f"waiting for the {pending:.0f} item(s) the load left "
+                              f"({', '.join(gauges)}) to finish")  # fmt: skip
             time.sleep(0.5)
-    log.warning("jobs were still queued or running %.0f s after the load", DRAIN_S)
+    log.warning("%s were not all 0 %.0f s after the load", ", ".join(gauges), DRAIN_S)
 
 
 def _stop_locust(locust: LocustRun, record: RunRecord) -> None:
@@ -653,6 +659,10 @@ def _stop(state: _RunState) -> None:
     """Undo everything acquired, in reverse; then the evidence that needs the app gone."""
     state.undo.close()
     errors = list(state.undo.errors)
+    if state.plan.scenario.audit is not None and state.record.load_started_at:
+        # The app stopped: what its databases hold now is what the run left.
+        with state.console.status("counting in the services' databases"):
+            guarded("audit", errors, lambda: _audit(state))
     if state.record.prometheus and state.record.load_started_at:
         from lab.dashboard import snapshot
 
@@ -664,6 +674,15 @@ def _stop(state: _RunState) -> None:
         with state.console.status(f"writing the {state.plan.options.profile} profile"):
             guarded("finalize profile", errors, state.profiler.finalize)
     state.record.cleanup_failed(errors)
+
+
+def _audit(state: _RunState) -> None:
+    from reports.formats import AuditFile
+
+    scenario = state.plan.scenario
+    assert scenario.audit is not None
+    counts = scenario.audit(scenario_service_env(scenario, state.plan.services))
+    AuditFile(state.run_dir).write(scenario.slug, counts)
 
 
 # --------------------------------------------------------------------------- report

@@ -1,6 +1,6 @@
 """The lab's network topology: one place for every service's name, port and link.
 
-The app reaches Postgres, Redis and upstream only through Toxiproxy, so any
+The app reaches Postgres, Redis, upstream and the inventory service only through Toxiproxy, so any
 link can be degraded. Each link has a *direct* address (the real service) and
 a *proxy* address (Toxiproxy's listener in front of it). Native services (`lab
 up`), docker-compose.yml, the Prometheus config and the tests all read this
@@ -47,6 +47,8 @@ LINKS: dict[str, Link] = {
     "postgres": Link("postgres", direct_port=15432 + OFFSET, proxy_port=15532 + OFFSET),
     "redis": Link("redis", direct_port=16379 + OFFSET, proxy_port=16479 + OFFSET),
     "upstream": Link("upstream", direct_port=18081 + OFFSET, proxy_port=18181 + OFFSET),
+    # The lab's second service (inventory/app.py): what the shop's orders reserve stock in.
+    "inventory": Link("inventory", direct_port=18082 + OFFSET, proxy_port=18182 + OFFSET),
 }
 
 # Below the kernel's ephemeral range (32768-60999), so no outgoing socket takes them.
@@ -62,6 +64,7 @@ POSTGRES_DB = "shop"
 def app_settings_env() -> dict[str, str]:
     """The app's settings when the lab's services run: proxy and direct address of each link."""
     pg, redis, upstream = LINKS["postgres"], LINKS["redis"], LINKS["upstream"]
+    inventory = LINKS["inventory"]
     return {
         "DATABASE_URL": f"postgresql+psycopg://{POSTGRES_USER}@{pg.proxy}/{POSTGRES_DB}",
         "DATABASE_DIRECT_URL": f"postgresql+psycopg://{POSTGRES_USER}@{pg.direct}/{POSTGRES_DB}",
@@ -69,5 +72,7 @@ def app_settings_env() -> dict[str, str]:
         "REDIS_DIRECT_URL": f"redis://{redis.direct}/0",
         "UPSTREAM_URL": f"http://{upstream.proxy}",
         "UPSTREAM_DIRECT_URL": f"http://{upstream.direct}",
+        "INVENTORY_URL": f"http://{inventory.proxy}",
+        "INVENTORY_DIRECT_URL": f"http://{inventory.direct}",
         "TOXIPROXY_URL": f"http://{HOST}:{TOXIPROXY_API_PORT}",
     }

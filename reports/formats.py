@@ -17,7 +17,7 @@ import orjson
 
 from .errors import UnusableRunDir
 
-__all__ = ["RUN_DIR_FORMAT", "SummaryFile", "file_format", "read_meta"]
+__all__ = ["RUN_DIR_FORMAT", "AuditFile", "SummaryFile", "file_format", "read_meta"]
 
 # The run dir layout of docs/run-dir.md, as meta.json's `format` says it (the
 # lab's `lab.run_record.FORMAT`; reports/ must not import the lab to read it).
@@ -28,6 +28,17 @@ def file_format(data: Mapping[str, Any]) -> int | None:
     """The `format` of a file's content: 1 without the key, None when it is no whole number."""
     found = data.get("format", 1)
     return found if isinstance(found, int) and not isinstance(found, bool) else None
+
+
+def _read_in_format(path: Path, expected: int) -> dict[str, Any] | None:
+    """A JSON object file's content when it exists, parses and is in format `expected`."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or file_format(data) != expected:
+        return None
+    return data
 
 
 def read_meta(run_dir: Path) -> dict[str, Any]:
@@ -98,13 +109,9 @@ class SummaryFile:
 
     def read(self) -> dict[str, Any] | None:
         """The summary (without `format`) when the file exists, parses and is in FORMAT."""
-        try:
-            data = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        if not isinstance(data, dict) or file_format(data) != self.FORMAT:
-            return None
-        del data["format"]
+        data = _read_in_format(self.path, self.FORMAT)
+        if data is not None:
+            del data["format"]
         return data
 
     def load(self, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -116,3 +123,33 @@ class SummaryFile:
         with contextlib.suppress(OSError):  # a read-only run dir: the summary is still returned
             self.write(summary)
         return summary
+
+
+class AuditFile:
+    """audit.json of one run dir: the counts a scenario's `audit` took from the
+    services' own records after the run (faults/_contract.py `Scenario.audit`).
+
+    Format 1: {"format": 1, "scenario": slug, "counts": {name: number}}.
+    """
+
+    FORMAT = 1
+    NAME = "audit.json"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / self.NAME
+
+    def write(self, scenario: str, counts: Mapping[str, int | float]) -> Path:
+        data = {"format": self.FORMAT, "scenario": scenario, "counts": dict(counts)}
+        self.path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        return self.path
+
+    def read(self) -> dict[str, float] | None:
+        """The counts, when the file exists, parses, is in FORMAT and holds numbers."""
+        data = _read_in_format(self.path, self.FORMAT)
+        counts = None if data is None else data.get("counts")
+        if not isinstance(counts, dict):
+            return None
+        return {
+            str(k): float(v) for k, v in counts.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }  # fmt: skip

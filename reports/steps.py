@@ -31,6 +31,7 @@ from .stats import whole
 __all__ = [
     "Step",
     "app_numbers",
+    "audit_numbers",
     "diagnosis_numbers",
     "etl_numbers",
     "final_notes",
@@ -375,6 +376,28 @@ def etl_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
         rows = counter_increase(ev, "etl_rows_total", label_filter=f"outcome={outcome}")
         out[field] = int(rows or 0)
     out["etl_duplicate_rows"] = int(counter_increase(ev, "etl_duplicate_rows_total") or 0)
+
+
+# The counts an audit writes (faults/microservice_cascade.py `audit`), as integers.
+AUDIT_COUNTS = (
+    "orders_confirmed", "orders_cancelled", "reservations", "orphan_reservations",
+    "unreserved_orders", "unsettled_orders", "inconsistent_orders",
+)  # fmt: skip
+
+
+def audit_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
+    """The counts the run's audit took from the services' own databases after the run
+    (audit.json). None without it; a run whose audit failed says so in meta.json."""
+    from .formats import AuditFile
+
+    counts = AuditFile(ev.run_dir).read()
+    if counts is None:
+        if (ev.run_dir / AuditFile.NAME).exists():
+            notes.append(f"{AuditFile.NAME} could not be read")
+        return
+    for name in AUDIT_COUNTS:
+        if name in counts:
+            out[name] = int(counts[name])
 
 
 def periodic_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:

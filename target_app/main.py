@@ -120,6 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.upstream_url:
                 app.state.upstream = UpstreamClient(settings.upstream_url)
                 stack.push_async_callback(app.state.upstream.aclose)
+            if settings.inventory_url:
+                from target_app.outbox import inventory_link, relay_outbox
+
+                link = app.state.inventory = inventory_link(settings.inventory_url)
+                stack.callback(link.client.close)
+                if app.state.db.engine.dialect.name == "postgresql":
+                    relay = asyncio.create_task(relay_outbox(app.state.db, link))
+                    stack.callback(relay.cancel)
             # What start-up built (modules, the ORM's mappers, routes, the
             # schema) lives as long as the app. Frozen out of the collector, a
             # full collection no longer walks it: under load such collections
@@ -144,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.uploads = UploadStore(settings.upload_dir, settings.upload_max_bytes)
     app.state.seams = runtime
     app.state.upstream = None
+    app.state.inventory = None
     app.state.redis = None
 
     install_error_handlers(app)

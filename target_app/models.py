@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, func
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, Numeric, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
@@ -150,6 +151,25 @@ class SalesDigest(Base):
     revenue: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     sent_by: Mapped[str] = mapped_column(String(80))
     sent_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OutboxMessage(Base):
+    """A message to another service, written in the transaction of the change it
+    announces (migration 0008): the transactional outbox."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (
+        Index("ix_outbox_messages_due", "topic", "next_attempt_at"),
+        Index("ix_outbox_messages_order_id", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    topic: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class WebhookEvent(Base):

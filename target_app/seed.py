@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, make_url
 
 from target_app.migrate import upgrade
-from target_app.models import Order, OrderItem, Payment, Product, User
+from target_app.models import Order, OrderItem, OutboxMessage, Payment, Product, User
 from target_app.passwords import seed_hash
 
 __all__ = ["CATEGORIES", "seed"]
@@ -178,7 +178,11 @@ def _seed_postgres(
                     [seed_hash()],
                 )
             return _pg_counts(conn, tables)
-        conn.execute(f"TRUNCATE {', '.join(reversed(tables))} RESTART IDENTITY")
+        # The outbox's messages name orders (migration 0008): they go with them.
+        conn.execute(
+            f"TRUNCATE {', '.join(reversed(tables))}, {OutboxMessage.__tablename__} "
+            "RESTART IDENTITY"
+        )
         superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         if (superuser.fetchone() or [False])[0]:
             # The rows are generated consistent: skip the per-row foreign-key triggers,

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     redis_direct_url: str | None = None
     upstream_url: str | None = None
     upstream_direct_url: str | None = None
+    # The inventory service (inventory/app.py): what placed orders reserve stock in.
+    inventory_url: str | None = None
+    inventory_direct_url: str | None = None
     # This deployment runs job workers (target_app/worker.py): /metrics then
     # counts the jobs by state (`background_jobs{state}`) from their table.
     jobs_enabled: bool = False

@@ -24,4 +24,5 @@ def run(slug: str | None, reset: bool = False) -> list[dict[str, Any]]:
             f"'{slug}' is a {scenario.kind} scenario with no network conditions; the network "
             f"scenarios are {', '.join(s.slug for s in faults.all_scenarios() if s.toxics)}"
         )
-    return apply_toxics(scenario)
+    # No process stays to switch an intermittent toxic: held on until --reset.
+    return apply_toxics(scenario, intermittent=False)

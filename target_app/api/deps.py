@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.orm import Session
 
 from faults import FaultRuntime
+from faults.microservice_cascade import InventoryLink
 from target_app.clients.upstream import UpstreamClient
 from target_app.db import Database
 from target_app.settings import Settings
@@ -18,6 +19,7 @@ from target_app.settings import Settings
 __all__ = [
     "AdminDep",
     "DbSession",
+    "InventoryDep",
     "RedisDep",
     "SeamsDep",
     "SettingsDep",
@@ -87,6 +89,13 @@ async def _upstream(request: Request) -> UpstreamClient:
     return client
 
 
+async def _inventory(request: Request) -> InventoryLink:
+    link: InventoryLink = _configured(
+        request, "inventory", "the inventory service", "INVENTORY_URL"
+    )
+    return link
+
+
 async def redis_of(request: Request) -> Redis:
     """The app's Redis client, or the 503 that says how to get one (RedisDep)."""
     client: Redis = _configured(request, "redis", "Redis", "REDIS_URL")
@@ -95,6 +104,7 @@ async def redis_of(request: Request) -> Redis:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 UpstreamDep = Annotated[UpstreamClient, Depends(_upstream)]
+InventoryDep = Annotated[InventoryLink, Depends(_inventory)]
 RedisDep = Annotated[Redis, Depends(redis_of)]
 DbSession = Annotated[Session, Depends(_session)]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.app.helpers import N_ORDERS, N_USERS, ROWS, Lab, error_of
+from tests.app.helpers import N_ORDERS, N_USERS, ROWS, Lab, error_of, lab_settings, open_lab
 
 pytestmark = pytest.mark.unit
 
@@ -178,3 +181,78 @@ def test_paying_needs_the_upstream_api(lab: Lab) -> None:
         "this route needs the upstream API and UPSTREAM_URL is not set; start the lab's "
         "services with `make up`"
     )
+
+
+def test_a_placement_without_the_inventory_service_says_how_to_get_one(lab: Lab) -> None:
+    """Placing an order needs the inventory service (INVENTORY_URL, `make up`); with none
+    configured the answer says so, in the app's error envelope, and keeps no order."""
+    before = lab.client.get("/orders", params={"limit": 1}).json()["orders"][0]["id"]
+    order = {"user_id": 1, "items": [{"product_id": 5, "quantity": 1}]}
+    response = lab.client.post("/orders/placements", json=order)
+    assert response.status_code == 503
+    assert "INVENTORY_URL" in error_of(response)["message"]
+    assert lab.client.get("/orders", params={"limit": 1}).json()["orders"][0]["id"] == before
+
+
+@pytest.fixture
+def unreachable_inventory(writable_db: Path, tmp_path: Path) -> Iterator[Lab]:
+    """An app whose inventory service is configured but not there: nothing listens on
+    the discard port, so every call is refused by the kernel."""
+    settings = lab_settings(tmp_path / "lab", writable_db, inventory_url="http://127.0.0.1:9")
+    with open_lab(settings) as lab:
+        yield lab
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        {"user_id": 1, "items": []},
+        {"user_id": 1, "items": [{"product_id": 5, "quantity": 0}]},
+        {"user_id": 0, "items": [{"product_id": 5, "quantity": 1}]},
+    ],
+)
+def test_a_placement_refuses_an_order_it_cannot_place(
+    unreachable_inventory: Lab, order: dict[str, Any]
+) -> None:
+    response = unreachable_inventory.client.post("/orders/placements", json=order)
+    assert response.status_code == 422
+
+
+def test_a_placement_of_an_unknown_product_is_a_404(unreachable_inventory: Lab) -> None:
+    order = {"user_id": 1, "items": [{"product_id": ROWS + 1, "quantity": 1}]}
+    response = unreachable_inventory.client.post("/orders/placements", json=order)
+    assert response.status_code == 404 and str(ROWS + 1) in error_of(response)["message"]
+
+
+def _placed(lab: Lab) -> list[tuple[int, str]]:
+    url = lab.settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(url) as db:
+        return db.execute(
+            "SELECT o.id, o.status FROM orders o WHERE o.status IN "
+            "('awaiting_stock', 'confirmed', 'cancelled') ORDER BY o.id"
+        ).fetchall()
+
+
+def test_with_the_inventory_gone_faulty_keeps_nothing_and_fixed_keeps_the_order(
+    unreachable_inventory: Lab,
+) -> None:
+    """The inventory refuses every connection. The faulty placement rolls its order
+    back (502); the fixed one keeps it with its outbox message (202, `awaiting_stock`,
+    its URL), for the relay to settle once the inventory is back."""
+    lab = unreachable_inventory
+    order = {"user_id": 1, "items": [{"product_id": 5, "quantity": 2}]}
+    with lab.faulty("microservice-cascade"):
+        response = lab.client.post("/orders/placements", json=order)
+    assert response.status_code == 502
+    assert "inventory" in error_of(response)["message"]
+    assert _placed(lab) == []
+    response = lab.client.post("/orders/placements", json=order)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "awaiting_stock" and body["status_url"] == f"/orders/{body['id']}"
+    assert _placed(lab) == [(body["id"], "awaiting_stock")]
+    url = lab.settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(url) as db:
+        messages = db.execute("SELECT order_id, topic FROM outbox_messages").fetchall()
+    assert messages == [(body["id"], "reserve_stock")]
+    assert lab.client.get(body["status_url"]).json()["status"] == "awaiting_stock"

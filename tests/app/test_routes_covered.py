@@ -35,6 +35,8 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("GET", "/products/{product_id}/availability"): {503},
     ("GET", "/orders"): {200, 422},
     ("POST", "/orders"): {201, 404, 422},
+    # 201 and 409 need the inventory service: tests/scenarios/test_microservice_cascade.py.
+    ("POST", "/orders/placements"): {202, 404, 422, 502, 503},
     ("GET", "/orders/{order_id}"): {200, 404, 422},
     ("POST", "/orders/{order_id}/pay"): {503},
     # test_payments.py runs it against the fake provider in process.

@@ -62,6 +62,9 @@ SAME_DATA = {
 }
 # slug -> why its variants are not compared in-process.
 NOT_HERE = {
+    "microservice-cascade": "needs the inventory service and PostgreSQL: the contract test "
+    "audits both variants' orders in both databases (tests/scenarios/"
+    "test_microservice_cascade.py)",
     "bandwidth-limit": "GET /products/{id}/availability needs the upstream API: without "
     "UPSTREAM_URL it is a 503 before the seam is reached (test_products.py)",
     "upstream-flaky": "POST /orders/{id}/pay needs the upstream API (503 before the seam)",

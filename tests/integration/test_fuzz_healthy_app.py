@@ -59,6 +59,7 @@ NEEDS_A_SERVICE = {
     "GET /products/{product_id}/availability": "upstream",
     "POST /orders/{order_id}/pay": "upstream",
     "GET /orders/{order_id}/payment": "upstream",
+    "POST /orders/placements": "inventory service",
     "GET /recommendations/{user_id}": "model server",
     "POST /webhooks/payments": "payment provider",  # the upstream's API (and the queue: Redis)
 }

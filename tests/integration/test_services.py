@@ -25,6 +25,7 @@ import httpx
 import psutil
 import pytest
 
+from lab.topology import LINKS
 from tests.conftest import need
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -32,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.services]
 REPO = Path(__file__).resolve().parents[2]
 OFFSET = "1000"
 ROWS = 20_000
-SERVICES = {"postgres", "redis", "toxiproxy", "prometheus", "upstream"}
+SERVICES = {"postgres", "redis", "toxiproxy", "prometheus", "upstream", "inventory"}
 
 
 def lab(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -265,7 +266,7 @@ def test_toxiproxy_has_a_proxy_per_link_and_reset_removes_toxics(services: Lab) 
 
     api = services.toxiproxy
     found = proxies(api=api)
-    assert set(found) == {"postgres", "redis", "upstream"}
+    assert set(found) == set(LINKS)  # postgres, redis, upstream, inventory
     for name, proxy in found.items():
         assert proxy["enabled"]
         assert proxy["upstream"] == f"127.0.0.1:{services.port(name)}"
@@ -275,6 +276,8 @@ def test_toxiproxy_has_a_proxy_per_link_and_reset_removes_toxics(services: Lab) 
     pg_proxy = services.proxy_port("postgres")
     conninfo = f"host=127.0.0.1 port={pg_proxy} user=lab dbname=shop connect_timeout=5"
     assert httpx.get(f"http://127.0.0.1:{services.proxy_port('upstream')}/healthz").is_success
+    inventory = httpx.get(f"http://127.0.0.1:{services.proxy_port('inventory')}/healthz")
+    assert inventory.json()["status"] == "ok"  # and its own database answered
 
     toxic = add_toxic("postgres", "latency", {"latency": 300}, api=api)
     assert toxic["name"] == "latency_downstream"
@@ -309,11 +312,7 @@ def test_up_again_removes_toxics_left_by_a_killed_run(services: Lab) -> None:
     again = lab("up", "--rows", str(ROWS), env=services.env)
     assert again.returncode == 0, again.stderr
     after = proxies(api=api)
-    assert {name: p["toxics"] for name, p in after.items()} == {
-        "postgres": [],
-        "redis": [],
-        "upstream": [],
-    }
+    assert {name: p["toxics"] for name, p in after.items()} == {name: [] for name in LINKS}
     assert all(p["enabled"] for p in after.values())
 
 
@@ -404,7 +403,8 @@ def test_only_starts_a_subset_and_what_it_needs(services: Lab) -> None:
         states = {s["name"]: s["state"] for s in current_status(env)["services"]}
         # Redis is reached through its Toxiproxy proxy, so Toxiproxy comes along.
         assert states == {"toxiproxy": "up", "redis": "up", "postgres": "down",
-                          "upstream": "down", "prometheus": "down"}  # fmt: skip
+                          "upstream": "down", "inventory": "down",
+                          "prometheus": "down"}  # fmt: skip
     finally:
         down = lab("down", env=env)
         shutil.rmtree(home, ignore_errors=True)
@@ -446,7 +446,8 @@ def test_postgres_refuses_a_lab_home_its_user_cannot_reach(services: Lab) -> Non
 
 def test_down_leaves_no_process_and_no_port(services: Lab) -> None:
     ports = services.ports()
-    assert len(ports) == 8
+    # Each service's port, each link's proxy port: all distinct.
+    assert len(ports) == len(SERVICES) + len(LINKS)
     result = lab("down", env=services.env)
     assert result.returncode == 0, result.stderr
     for name in SERVICES:

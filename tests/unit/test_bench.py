@@ -218,3 +218,13 @@ def test_an_outage_ends_with_its_run_and_always_brings_the_link_back(
     with pytest.raises(LabError, match="the run ended before upstream was taken down"):
         Outage("upstream", before_s=60.0, for_s=1.0).during(ready=lambda: True, alive=lambda: False)
     assert calls == [("reset", True)]
+
+
+def test_the_bench_commands_help_names_every_part() -> None:
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+    from lab.commands.bench import PARTS
+
+    shown = CliRunner().invoke(app, ["bench", "--help"], env={"COLUMNS": "400"}).output
+    assert [part for part in PARTS if part not in shown] == []

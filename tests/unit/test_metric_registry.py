@@ -11,6 +11,7 @@ import pytest
 from faults.symptom import Symptom
 from reports import build_report, summarize, summary
 from reports.evidence import exact_quantiles, load_evidence
+from reports.formats import AuditFile
 from reports.metrics import (
     BAR_METRICS,
     COMPARED_METRICS,
@@ -26,6 +27,7 @@ from reports.metrics import (
 from reports.plots import _percentile_curve
 from reports.samples import Samples
 from reports.stats import whole
+from reports.steps import AUDIT_COUNTS
 from reports.summary import SummaryFile
 from tests.unit.test_report_build import T0, _write_csv, make_run
 from tests.unit.test_report_signal_plots import _append_metrics, _set_load_end, _signal_rows
@@ -76,6 +78,8 @@ def rich_run(tmp_path: Path) -> Path:
                   for i in range(SECONDS * 10)]  # fmt: skip
     columns = ["start", "event_id", "attempt", "kind", "status", "seconds"]
     _write_csv(run / "webhooks.csv", columns, deliveries)
+    counts = dict.fromkeys(AUDIT_COUNTS, 1)
+    AuditFile(run).write("microservice-cascade", counts)
     return run
 
 

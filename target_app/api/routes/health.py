@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from faults import sync_webhook
+from faults import microservice_cascade, sync_webhook
 from target_app import metrics, scheduler
 from target_app.api.deps import DbSession
 from target_app.api.errors import DATABASE_DOWN, responses
@@ -59,6 +59,17 @@ def _count_jobs(database: Database) -> None:
     metrics.WEBHOOK_PAYMENTS.labels("events").set(hooks["paid_events"])
 
 
+def _count_placements(database: Database) -> None:
+    """Placed orders by status and the outbox's undelivered messages (microservice-cascade)."""
+    with database.sessions() as session:
+        counts = microservice_cascade.placement_counts(session)
+    for status, count in counts.items():
+        if status == "outbox":
+            metrics.OUTBOX_MESSAGES.set(count)
+        else:
+            metrics.PLACED_ORDERS.labels(status).set(count)
+
+
 async def _refresh(what: str, count: Callable[[Database], None], database: Database) -> None:
     """Gauges counted from a table at a scrape; a database that does not answer
     (in 2 s) leaves the last numbers, and the scrape still answers."""
@@ -75,6 +86,8 @@ async def prometheus_metrics(request: Request) -> Response:
     if settings.jobs_enabled:
         # The jobs' table is the truth (the queue's keys do not keep finished jobs).
         await _refresh("background_jobs", _count_jobs, database)
+    if settings.inventory_url:
+        await _refresh("placed_orders", _count_placements, database)
     if settings.scheduler_enabled:
         await _refresh("periodic_job_runs", scheduler.refresh_metrics, database)
     body, content_type = metrics.render_latest()

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, selectinload
 
-from faults import n_plus_one, pool_exhaustion, upstream_flaky, upstream_slow
-from target_app.api.deps import DbSession, SeamsDep, UpstreamDep
+from faults import microservice_cascade, n_plus_one, pool_exhaustion, upstream_flaky, upstream_slow
+from target_app.api.deps import DbSession, InventoryDep, SeamsDep, UpstreamDep
 from target_app.api.errors import DATABASE_DOWN, responses
 from target_app.api.params import ID_MAX, OrderId, OrdersBefore, ProductId, UserId
 from target_app.clients.upstream import UpstreamError, UpstreamUnavailable
@@ -80,6 +80,15 @@ def order_feed(
     responses=responses(400, (404, "no such user, or no such product"), DATABASE_DOWN),
 )
 def create_order(payload: OrderIn, session: DbSession) -> dict[str, Any]:
+    order = _priced(payload, session)
+    session.add(order)
+    session.commit()
+    return _order_out(order)
+
+
+def _priced(payload: OrderIn, session: Session) -> Order:
+    """A new order of `payload`'s lines at today's prices (not added to the session);
+    404 for a user or a product that does not exist."""
     if session.get(User, payload.user_id) is None:
         raise HTTPException(404, f"no user {payload.user_id}")
     ids = {line.product_id for line in payload.items}
@@ -94,9 +103,31 @@ def create_order(payload: OrderIn, session: DbSession) -> dict[str, Any]:
             OrderItem(product_id=line.product_id, quantity=line.quantity, unit_price=price)
         )
         order.total += price * line.quantity
-    session.add(order)
-    session.commit()
-    return _order_out(order)
+    return order
+
+
+@router.post(
+    "/placements",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(
+        400,
+        (404, "no such user, or no such product"),
+        (409, "out of stock: nothing reserved"),
+        (502, "the inventory service failed: the order was not kept"),
+        (503, "no inventory service configured (INVENTORY_URL)"),
+        DATABASE_DOWN,
+    )
+    | {202: {"description": "kept; its stock is being reserved: follow the status URL"}},
+)
+def place_order(
+    payload: OrderIn, session: DbSession, seams: SeamsDep, inventory: InventoryDep
+) -> Any:
+    """An order whose stock the inventory service reserves (the microservice-cascade seam)."""
+    placement = seams.pick(microservice_cascade.SCENARIO)
+    placed = placement.place(session, inventory, _priced(payload, session))
+    if placed.status_code >= 400:  # in the app's one error envelope
+        raise HTTPException(placed.status_code, placed.body)
+    return JSONResponse(placed.body, placed.status_code)
 
 
 @router.get("/{order_id}", responses=responses((404, "no such order"), DATABASE_DOWN))
