@@ -278,21 +278,21 @@ def deliver_due(session: Session, inventory: InventoryLink, timeout_s: float = 1
     return settled
 
 
-def placement_counts(session: Session) -> dict[str, int]:
-    """This scenario's orders by status, and the outbox's undelivered messages
-    (`outbox`): what the app's /metrics shows while a run goes on."""
+def placement_counts(session: Session) -> tuple[dict[str, int], int]:
+    """This scenario's orders by status, and the outbox's undelivered messages: what
+    the app's /metrics shows while a run goes on."""
     from sqlalchemy import func, select
 
     from target_app.models import Order, OutboxMessage
 
-    counts = dict.fromkeys((AWAITING, CONFIRMED, CANCELLED), 0)
+    by_status = dict.fromkeys((AWAITING, CONFIRMED, CANCELLED), 0)
     rows = session.execute(
-        select(Order.status, func.count()).where(Order.status.in_(list(counts)))
+        select(Order.status, func.count()).where(Order.status.in_(list(by_status)))
         .group_by(Order.status)
     ).all()  # fmt: skip
-    counts |= {str(status): int(n) for status, n in rows}
-    counts["outbox"] = int(session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
-    return counts
+    by_status |= {str(status): int(n) for status, n in rows}
+    undelivered = int(session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+    return by_status, undelivered
 
 
 def audit(shop_database_url: str, inventory_url: str) -> dict[str, int]:

@@ -50,14 +50,13 @@ def _uninstall(toxic: faults.Toxic, name: str) -> None:
 
 class Intermittent(threading.Thread):
     """One intermittent toxic: healthy for `every_s - for_s`, then on for `for_s`, again
-    and again until `stop()`. Counts the windows it opened."""
+    and again until `stop()`."""
 
     def __init__(self, toxic: faults.Toxic) -> None:
         super().__init__(name=f"toxic {toxic.link} {toxic.type}", daemon=True)
         assert toxic.every_s is not None and toxic.for_s is not None
         self.toxic = toxic
         self.name_in_proxy = f"{toxic.type}_{toxic.stream}_intermittent"
-        self.windows = 0
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -69,7 +68,6 @@ class Intermittent(threading.Thread):
             except LabError as exc:  # Toxiproxy gone: the run's own checks will say so
                 log.warning("could not open a %s window: %s", self.name, exc)
                 continue
-            self.windows += 1
             self._stopping.wait(toxic.for_s)
             try:
                 _uninstall(toxic, self.name_in_proxy)

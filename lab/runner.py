@@ -425,6 +425,10 @@ def _prepare(state: _RunState) -> None:
     }
 
 
+# Services a run hands the app only when its scenario requires them.
+ONLY_IF_REQUIRED = frozenset({"postgres", "inventory"})
+
+
 def scenario_service_env(scenario: Scenario, services: set[str]) -> dict[str, str]:
     """Addresses of the services that run; the app reaches each through its proxy."""
     from lab.topology import app_settings_env
@@ -439,8 +443,10 @@ def scenario_service_env(scenario: Scenario, services: set[str]) -> dict[str, st
     out = {}
     for key, service in wanted.items():
         # Postgres only for scenarios that need it: the others keep the
-        # embedded SQLite, so their numbers do not depend on `lab up`.
-        needed = service != "postgres" or "postgres" in scenario.requires
+        # embedded SQLite, so their numbers do not depend on `lab up`. The
+        # inventory likewise: an app that knows it relays its outbox and counts
+        # placed orders at every scrape, queries no other scenario should pay.
+        needed = service not in ONLY_IF_REQUIRED or service in scenario.requires
         if service in services and "toxiproxy" in services and needed:
             out[key] = env[key]
     return out

@@ -60,3 +60,17 @@ def test_audit_numbers_fill_the_summary_or_say_why_not(tmp_path: Path) -> None:
     (tmp_path / AuditFile.NAME).write_text("{")
     audit_numbers(ev, {}, notes)
     assert notes == ["audit.json could not be read"]
+
+
+def test_only_a_scenario_that_requires_the_inventory_is_given_its_address() -> None:
+    """An app that knows the inventory relays its outbox and counts placed orders at each
+    scrape: queries that would land in every other scenario's numbers (no-cache counts
+    the app's DB statements) if each run were handed the address of a running inventory."""
+    from lab.runner import scenario_service_env
+
+    running = {"postgres", "redis", "toxiproxy", "upstream", "inventory"}
+    mine = scenario_service_env(microservice_cascade.SCENARIO, running)
+    assert {"INVENTORY_URL", "INVENTORY_DIRECT_URL", "DATABASE_URL"} <= set(mine)
+    for scenario in faults.all_scenarios():
+        if "inventory" not in scenario.requires:
+            assert "INVENTORY_URL" not in scenario_service_env(scenario, running), scenario.slug

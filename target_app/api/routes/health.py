@@ -62,12 +62,10 @@ def _count_jobs(database: Database) -> None:
 def _count_placements(database: Database) -> None:
     """Placed orders by status and the outbox's undelivered messages (microservice-cascade)."""
     with database.sessions() as session:
-        counts = microservice_cascade.placement_counts(session)
-    for status, count in counts.items():
-        if status == "outbox":
-            metrics.OUTBOX_MESSAGES.set(count)
-        else:
-            metrics.PLACED_ORDERS.labels(status).set(count)
+        by_status, undelivered = microservice_cascade.placement_counts(session)
+    for status, count in by_status.items():
+        metrics.PLACED_ORDERS.labels(status).set(count)
+    metrics.OUTBOX_MESSAGES.set(undelivered)
 
 
 async def _refresh(what: str, count: Callable[[Database], None], database: Database) -> None:
