@@ -145,13 +145,12 @@ def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(
                     killed = job_id
             time.sleep(0.05)
         events = _follow(tmp_path, killed) if killed is not None else []
-        stdout, stderr = lab.communicate(timeout=300)
+        _, stderr = lab.communicate(timeout=300)
     finally:
         if lab.poll() is None:
             os.killpg(lab.pid, signal.SIGKILL)
     assert killed is not None, "no job was seen running mid-job within 90 s"
     assert lab.returncode == 0, stderr[-3000:]
-    run_dir = Path(stdout.strip().splitlines()[-1])
 
     jobs = _jobs(url)
     # The killed job ran again (the queue gave its unacknowledged message to the
@@ -159,8 +158,10 @@ def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(
     # and holds each product once; so does every other job of the run.
     assert jobs[killed]["attempts"] >= 2, jobs[killed]
     _assert_each_done_exactly_once(jobs)
-    log = (run_dir / "job-workers.log").read_text()
-    assert "exited unexpectedly" in log  # Dramatiq's CLI saw its worker die
+    # The lab saw the worker's CLI exit and started another in its place. (Not
+    # Dramatiq's own "exited unexpectedly" line in job-workers.log: its CLI may stop
+    # its log-watcher thread before that line has been read from its pipe.)
+    assert "starting another" in stderr, stderr[-3000:]
     # The client that followed the killed job was told when it was done: first its
     # state then (running), later the completion the second worker published.
     assert events[0]["status"] == "running", events
