@@ -43,9 +43,10 @@ def test_in_process_scheduler_sends_each_tick_once_per_worker_and_the_lock_once(
     env = lab_services("postgres", "redis")
     url = direct_database_url()
     # Each variant's `prepare` empties sales_digests: the sends are counted after each.
-    faulty = run_variant(SLUG, False, tmp_path / "faulty", env)
+    # 20 s: ten ticks of the schedule (one every 2 s), each counted per sender.
+    faulty = run_variant(SLUG, False, tmp_path / "faulty", env, duration="20s")
     faulty_sends = _sends_per_tick(url)
-    fixed = run_variant(SLUG, True, tmp_path / "fixed", env)
+    fixed = run_variant(SLUG, True, tmp_path / "fixed", env, duration="20s")
     fixed_sends = _sends_per_tick(url)
     assert_symptoms(SLUG, faulty, fixed)
 

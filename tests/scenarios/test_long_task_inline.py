@@ -65,9 +65,10 @@ def test_long_task_inline_queued_jobs_answer_at_once_and_run_exactly_once(
     env = lab_services("postgres", "redis")
     url = direct_database_url()
     # Each variant's `prepare` empties the ETL tables: the jobs are counted after each.
-    faulty = run_variant(SLUG, False, tmp_path / "faulty", env)
+    # 30 s: 15 submissions at the default 0.5 a second, each a 100,000-row job.
+    faulty = run_variant(SLUG, False, tmp_path / "faulty", env, duration="30s")
     faulty_jobs = _jobs(url)
-    fixed = run_variant(SLUG, True, tmp_path / "fixed", env)
+    fixed = run_variant(SLUG, True, tmp_path / "fixed", env, duration="30s")
     fixed_jobs = _jobs(url)
     assert_symptoms(SLUG, faulty, fixed)
 
