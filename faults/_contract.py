@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,7 +21,12 @@ from faults.symptom import Symptom, SymptomResult
 __all__ = [
     "Answer",
     "Deployment",
+    "Fleet",
+    "Instance",
     "NoParams",
+    "Release",
+    "ReleaseProcedure",
+    "RolloutStopped",
     "Scenario",
     "Symptom",
     "SymptomResult",
@@ -39,7 +44,7 @@ __all__ = [
 Variant = Literal["faulty", "fixed"]
 Seam = TypeVar("Seam")
 Params = TypeVar("Params", bound=BaseModel)
-Kind = Literal["fault", "network", "pattern", "deployment"]
+Kind = Literal["fault", "network", "pattern", "deployment", "release"]
 
 
 class NoParams(BaseModel):
@@ -130,6 +135,78 @@ class Deployment:
         return self.workers or os.cpu_count() or 1
 
 
+# --- a release scenario's seam: the procedure that deploys a new release ---------------
+#
+# The lab runs the app behind a real reverse proxy (nginx, lab/proxy.py) and, during
+# the load, hands the variant's procedure a Fleet (lab/rollout.py): start a release
+# next to the live one, switch the proxy, stop one, migrate the schema. The procedure
+# is the variant; what it deploys and what goes wrong with it are the scenario's.
+
+
+class RolloutStopped(Exception):
+    """The run is stopping (the load ended, Ctrl-C): a procedure ends where it is."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release of the app: the schema revision it needs and its configuration.
+
+    `env` is laid over the live release's settings: what the release changes
+    (and where its mistake is, for a broken one); `mistake` says it in one sentence.
+    """
+
+    name: str
+    revision: str  # the Alembic revision its code needs
+    env: Callable[[Mapping[str, str]], Mapping[str, str]]  # live settings -> its own
+    mistake: str = ""
+
+
+class Instance(Protocol):
+    """One running release: a process of its own, behind the proxy or not yet."""
+
+    @property
+    def name(self) -> str: ...  # "blue", "green"
+
+    @property
+    def url(self) -> str: ...  # its own address, not the proxy's
+
+
+class Fleet(Protocol):
+    """What a deploy procedure drives. Every call is real: processes, nginx, Alembic."""
+
+    @property
+    def live(self) -> Instance: ...  # where the proxy sends requests now
+
+    def revision(self) -> str: ...  # the database's Alembic revision now
+
+    def migrate(self, revision: str) -> None: ...  # up or down to `revision`
+
+    def start(self, release: Release) -> Instance: ...  # its process; returns at once
+
+    def switch(self, to: Instance) -> None: ...  # returns once the proxy sends to `to`
+
+    def stop(self, instance: Instance) -> None: ...  # lets its requests in flight finish
+
+    def served(self, instance: Instance, since: float) -> tuple[int, int]:
+        """(requests, failed ones: status >= 500) the proxy logged for `instance`
+        since `since` (time.time()): the proxy's own records, not the app's."""
+        ...
+
+    def wait(self, seconds: float) -> None: ...  # raises RolloutStopped when the run stops
+
+    def note(self, event: str, **detail: Any) -> None: ...  # the rollout's timeline
+
+
+@runtime_checkable
+class ReleaseProcedure(Protocol):
+    """A release scenario's variant: how `deploy` brings `release` live (or not)."""
+
+    release: Release
+    at_s: float  # when, after the load's start, the deploy begins
+
+    def deploy(self, fleet: Fleet) -> str: ...  # its outcome: "switched", "refused", ...
+
+
 @dataclass(frozen=True)
 class Scenario(Generic[Seam, Params]):
     """One incident of the catalogue, and the typed seam of the app it toggles.
@@ -208,6 +285,21 @@ class Scenario(Generic[Seam, Params]):
         built = self.build(variant, params)
         if not isinstance(built, Deployment):
             raise TypeError(f"{self.slug}: a deployment scenario's variants return Deployment")
+        return built
+
+    @property
+    def toggled(self) -> bool:
+        """Whether a running app switches it (a toggle); a deployment's or a release's
+        variants are how the lab starts and deploys the app, nothing a process switches."""
+        return self.kind not in ("deployment", "release")
+
+    def procedure(self, variant: Variant, params: Params) -> ReleaseProcedure | None:
+        """The variant's deploy procedure, for a scenario of kind "release"; else None."""
+        if self.kind != "release":
+            return None
+        built = self.build(variant, params)
+        if not isinstance(built, ReleaseProcedure):
+            raise TypeError(f"{self.slug}: a release scenario's variants are ReleaseProcedure")
         return built
 
     def describe(self) -> dict[str, Any]:

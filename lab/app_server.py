@@ -100,9 +100,13 @@ class AppServer:
         env: dict[str, str] | None = None,
         timeout: float = 60.0,
     ) -> None:
+        self.spawn(command, env)
+        self._wait_ready(timeout)
+
+    def spawn(self, command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        """The process, started; `start` also waits until it is ready."""
         self.command = command or app_command(self.config)
         self.child = Child("app", self.command, env or self.environment(), self.log_path)
-        self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.child is not None

@@ -45,6 +45,8 @@ from lab.load import LoadConfig, LocustRun, latest_stats
 from lab.paths import lab_home, new_run_dir, parse_duration
 from lab.processes import free_port
 from lab.profilers import PROFILERS, Profiler, make_profiler
+from lab.proxy import ACCESS_LOG, PROBE_HEADERS, Nginx
+from lab.rollout import Rollout
 from lab.run_record import AppRecord, RunRecord, Status
 from lab.sampler import Sampler
 from lab.seeding import seed_database
@@ -267,6 +269,8 @@ def _validate(options: RunOptions) -> _Plan:
     for ok, message in checks:
         if not ok:
             raise LabError(message)
+    if scenario.kind == "release":
+        _validate_release(scenario, params, options.duration_s)
     services = available_services()
     missing = [need for need in scenario.requires if need not in services]
     if missing:
@@ -278,6 +282,20 @@ def _validate(options: RunOptions) -> _Plan:
     return _Plan(options, scenario, params, services,
                  options.duration_s, options.users, options.workers,
                  options.seed_rows)  # fmt: skip
+
+
+def _validate_release(scenario: Scenario, params: BaseModel, duration_s: float) -> None:
+    """A release scenario needs nginx, and a deploy that starts while the load runs."""
+    from lab.proxy import nginx_binary
+
+    nginx_binary()  # LabError with the install command when it is missing
+    for variant in ("faulty", "fixed"):
+        procedure = scenario.procedure(variant, params)
+        if procedure is not None and procedure.at_s >= duration_s:
+            raise LabError(
+                f"the deploy starts {procedure.at_s:g} s into the load, which lasts "
+                f"{duration_s:g} s; give a longer --duration or an earlier --param at_s=N"
+            )
 
 
 def _validate_load_model(options: RunOptions) -> None:
@@ -341,6 +359,7 @@ class _RunState:
     sampler: Sampler | None = None
     locust: LocustRun | None = None
     job_workers: JobWorkers | None = None
+    rollout: Rollout | None = None  # a release scenario's deploy (nginx in front)
 
     @property
     def label(self) -> str:
@@ -533,11 +552,40 @@ def _start(state: _RunState) -> None:
     if profiler is not None:
         undo.push("stop profiler", profiler.detach)  # py-spy flushes its file on it
         profiler.attach(app.pid)
+    if plan.scenario.kind == "release":
+        _start_rollout(state, app, service_env_of(state))
     # Last before the load: its clock (t in metrics.csv) counts from about the load's start.
-    metrics = f"{state.app_config.base_url}/metrics"
-    sampler = state.sampler = Sampler(metrics, state.run_dir / "metrics.csv", lambda: app.pid)
+    # Behind a release's proxy, the sampler follows the live release (marked as no traffic).
+    rollout = state.rollout
+    metrics = f"{rollout.proxy.url if rollout else state.app_config.base_url}/metrics"
+    sampler = state.sampler = Sampler(
+        metrics, state.run_dir / "metrics.csv",
+        rollout.live_pid if rollout else lambda: app.pid,
+        headers=PROBE_HEADERS if rollout else None,
+    )  # fmt: skip
     undo.push("stop sampler", sampler.stop)
     sampler.start()
+
+
+def service_env_of(state: _RunState) -> dict[str, str]:
+    return scenario_service_env(state.plan.scenario, state.plan.services)
+
+
+def _start_rollout(state: _RunState, app: AppServer, service_env: dict[str, str]) -> None:
+    """nginx in front of the app, and the deploy the variant's procedure will run."""
+    plan = state.plan
+    procedure = plan.scenario.procedure(plan.options.variant, plan.params)
+    assert procedure is not None  # kind "release"
+    direct = service_env.get("DATABASE_DIRECT_URL") or state.app_config.env["DATABASE_URL"]
+    proxy = Nginx(lab_home() / "proxy" / state.run_dir.name, state.run_dir / ACCESS_LOG,
+                  state.run_dir / "proxy-error.log")  # fmt: skip
+    state.undo.push("stop nginx", proxy.stop)
+    with state.console.status("starting nginx in front of the app"):
+        proxy.start(state.app_config.port)
+    rollout = state.rollout = Rollout(procedure, app, proxy, state.run_dir, direct)
+    # After Locust's stop (the stack runs in reverse): the procedure ends, the
+    # releases it started stop, and rollout.json is written, on any way out.
+    state.undo.push("end the deploy", rollout.close)
 
 
 # --------------------------------------------------------------------------- load
@@ -553,7 +601,9 @@ def _merge_logs(run_dir: Path) -> None:
 def _load(state: _RunState) -> None:
     """Locust until the load shape ends it; the app dying meanwhile fails the run."""
     assert state.app is not None and state.sampler is not None
-    locust = state.locust = LocustRun(state.load, state.app_config.base_url, state.run_dir)
+    # A release scenario's load goes through its proxy, as production traffic does.
+    target = state.rollout.proxy.url if state.rollout else state.app_config.base_url
+    locust = state.locust = LocustRun(state.load, target, state.run_dir)
     # The lab's load is the app's operator too: a workload that follows the live
     # log (log_tail) sends this run's admin token, which changes with every run.
     locust.env["LAB_ADMIN_TOKEN"] = state.app_config.env["LAB_ADMIN_TOKEN"]
@@ -635,7 +685,11 @@ def _watch(state: _RunState, locust: LocustRun, app: AppServer, sampler: Sampler
         while locust.running():
             raise_if_interrupted()
             elapsed = time.monotonic() - start
-            if app.child is not None and not app.child.alive():
+            if state.rollout is not None:
+                state.rollout.tick(elapsed)  # the deploy, when due; its processes
+                if not state.rollout.live_alive():
+                    raise LabError(f"the live release died during the load; see {run_dir}/app*.log")
+            elif app.child is not None and not app.child.alive():
                 raise LabError(
                     f"the app died during the load (exit code {app.child.process.poll()}); "
                     f"see {app.log_path}"
@@ -665,7 +719,8 @@ def _stop(state: _RunState) -> None:
     """Undo everything acquired, in reverse; then the evidence that needs the app gone."""
     state.undo.close()
     errors = list(state.undo.errors)
-    if state.plan.scenario.audit is not None and state.record.load_started_at:
+    audited = state.plan.scenario.audit is not None or state.rollout is not None
+    if audited and state.record.load_started_at:
         # The app stopped: what its databases hold now is what the run left.
         with state.console.status("counting in the services' databases"):
             guarded("audit", errors, lambda: _audit(state))
@@ -686,8 +741,11 @@ def _audit(state: _RunState) -> None:
     from reports.formats import AuditFile
 
     scenario = state.plan.scenario
-    assert scenario.audit is not None
-    counts = scenario.audit(scenario_service_env(scenario, state.plan.services))
+    counts: dict[str, int | float] = {}
+    if state.rollout is not None:  # nginx's record of the requests, by rollout phase
+        counts |= state.rollout.counts()
+    if scenario.audit is not None:
+        counts |= scenario.audit(scenario_service_env(scenario, state.plan.services))
     AuditFile(state.run_dir).write(scenario.slug, counts)
 
 

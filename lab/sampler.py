@@ -85,6 +85,7 @@ class Sampler(threading.Thread):
         out: Path,
         app_pid: Callable[[], int | None],
         interval: float = 1.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(name="lab-sampler", daemon=True)
         self.metrics_url = metrics_url
@@ -92,6 +93,7 @@ class Sampler(threading.Thread):
         self.app_pid = app_pid
         self.locust_pid: int | None = None
         self.interval = interval
+        self.headers = headers or {}  # e.g. the proxy's "not traffic" mark (lab/proxy.py)
         self.t0 = time.time()  # start the sampler when the load starts: t counts from here
         self.latest: dict[str, float] = {}
         self.errors = 0
@@ -119,7 +121,7 @@ class Sampler(threading.Thread):
         t = round(ts - self.t0, 3)
         rows: list[tuple[str, str, float]] = []
         try:
-            text = client.get(self.metrics_url).text
+            text = client.get(self.metrics_url, headers=self.headers).text
             for family in text_string_to_metric_families(text):
                 for sample in family.samples:
                     if sample.name.endswith("_created"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,46 @@ class AuditFile:
             str(k): float(v) for k, v in counts.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
         }  # fmt: skip
+
+
+class ProxyLog:
+    """proxy-access.log of a release scenario's run dir: nginx's record of each
+    request (lab/proxy.py writes the configuration that makes it).
+
+    One line per request, space-separated: when it ended (epoch seconds, ms), the
+    status, the upstream that answered ("127.0.0.1:PORT", "-" when nginx answered
+    itself), its time in seconds, the method and the path. Lines that do not parse
+    (a torn last line) are skipped.
+    """
+
+    NAME = "proxy-access.log"
+    # nginx's log_format for it: the fields above, in that order.
+    NGINX_FORMAT = "$msec $status $upstream_addr $request_time $request_method $uri"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> list[ProxyLine]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return []
+        lines = []
+        for raw in text.splitlines():
+            parts = raw.split(" ")
+            if len(parts) != 6:
+                continue
+            with contextlib.suppress(ValueError):
+                lines.append(ProxyLine(float(parts[0]), int(parts[1]), parts[2].rstrip(","),
+                                       float(parts[3]), parts[4], parts[5]))  # fmt: skip
+        return lines
+
+
+@dataclass(frozen=True)
+class ProxyLine:
+    ts: float  # when the request ended (time.time())
+    status: int
+    upstream: str
+    seconds: float
+    method: str
+    path: str

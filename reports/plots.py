@@ -50,6 +50,7 @@ __all__ = [
     "plot_latency_cdf",
     "plot_metric_bars",
     "plot_requests",
+    "plot_rollout",
     "plot_rss",
     "plot_status",
     "plot_throughput",
@@ -622,8 +623,76 @@ def plot_requests(ev: Evidence, plots_dir: Path) -> Path | None:
     return _save(fig, plots_dir, "requests.png")
 
 
+_RELEASE_COLORS = {"blue": "#2471a3", "green": "#1e8449"}
+_ROLLOUT_MARKS = {  # timeline event -> how it is marked on the plot
+    "deploy started": ("deploy", "grey"),
+    "switched": ("switched to {to}", "black"),
+    "gate refused": ("gate refused", "#d35400"),
+    "rolling back": ("rolling back", "#c0392b"),
+}
+
+
+def _rollout(run_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        data = json.loads((run_dir / "rollout.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def plot_rollout(ev: Evidence, plots_dir: Path) -> Path | None:
+    """A release scenario's deploy: what each release answered per second, and the
+    failures (status >= 500) in red, from nginx's log; the deploy's steps as lines."""
+    from .formats import ProxyLog
+
+    lines = ProxyLog(ev.run_dir / ProxyLog.NAME).read()
+    rollout = _rollout(ev.run_dir)
+    if not lines or rollout is None:
+        return None
+    start = ev.load_start_ts if ev.load_start_ts is not None else min(x.ts for x in lines)
+    app = ev.meta.get("app") or {}
+    names = {f"127.0.0.1:{app.get('port')}": "blue"}
+    for event in rollout.get("timeline", []):
+        if event.get("event") == "started":
+            names[f"127.0.0.1:{event.get('port')}"] = str(event.get("instance"))
+    frame = pd.DataFrame({
+        "s": [int(x.ts - start) for x in lines],
+        "release": [names.get(x.upstream, x.upstream) for x in lines],
+        "failed": [x.status >= 500 for x in lines],
+    })  # fmt: skip
+    fig, (ax,) = _figure(height=4.4)
+    seconds = range(int(frame["s"].min()), int(frame["s"].max()) + 1)
+    for release, rows in frame.groupby("release"):
+        # Every second, 0 where the release answered nothing (it was not live).
+        per_s = rows.groupby("s").size().reindex(seconds, fill_value=0)
+        ax.plot(per_s.index, per_s.to_numpy(), color=_RELEASE_COLORS.get(str(release), "grey"),
+                label=f"answered by {release} ({len(rows):,})")  # fmt: skip
+    failed = frame[frame["failed"]].groupby("s").size()
+    if not failed.empty:
+        ax.bar(failed.index, failed.to_numpy(), width=0.9, color="#c0392b", alpha=0.6,
+               label=f"failed, status >= 500 ({int(failed.sum()):,})")  # fmt: skip
+    for event in rollout.get("timeline", []):
+        mark = _ROLLOUT_MARKS.get(str(event.get("event")))
+        if mark is None or not isinstance(event.get("ts"), int | float):
+            continue
+        text, color = mark
+        t = float(event["ts"]) - start
+        ax.axvline(t, color=color, linestyle="--", linewidth=1)
+        ax.text(t, 1.0, " " + text.format(to=event.get("to", "")), rotation=90, va="top",
+                ha="left", fontsize=8, color=color, transform=ax.get_xaxis_transform())  # fmt: skip
+    ax.set_xlabel(_TIME_LABEL)
+    outcome = rollout.get("outcome") or "not run"
+    _finish(ax, f"{_label(ev)}: requests per second by release (nginx), deploy {outcome}",
+            "requests / s")  # fmt: skip
+    ax.title.set_fontsize(12)
+    return _save(fig, plots_dir, "rollout.png")
+
+
 # Every plot of one run, by the file it writes: the report draws them in this order.
 RUN_PLOTS: list[tuple[str, Callable[[Evidence, Path], Path | None]]] = [
+    ("rollout.png", plot_rollout),
     ("latency.png", plot_latency),
     ("requests.png", plot_requests),
     ("throughput.png", plot_throughput),

@@ -382,6 +382,10 @@ def etl_numbers(ev: Evidence, out: dict[str, Any], notes: list[str]) -> None:
 AUDIT_COUNTS = (
     "orders_confirmed", "orders_cancelled", "reservations", "orphan_reservations",
     "unreserved_orders", "unsettled_orders", "inconsistent_orders",
+    # A release's deploy, from nginx's access log (lab/rollout.py counts()).
+    "failed_requests", "failed_before_deploy", "failed_during_switch",
+    "failed_on_new_release", "failed_during_rollback", "requests_to_new_release",
+    "rolled_back", "new_release_live", "schema_revision",
 )  # fmt: skip
 
 

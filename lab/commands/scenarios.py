@@ -86,8 +86,9 @@ def _page(s: faults.Scenario[Any, Any], pair: Pair | None, benches: Benches) -> 
         or "- none"
     )
     needs = ", ".join(s.requires) or "nothing"
-    # A deployment's variants are how the app starts: nothing to switch at run time.
-    toggle = "" if s.kind == "deployment" else f", or `PUT /_lab/faults/{s.slug}`"
+    # A deployment's or release's variants are how the app starts or is deployed:
+    # nothing to switch at run time.
+    toggle = f", or `PUT /_lab/faults/{s.slug}`" if s.toggled else ""
     return f"""# {s.slug}: {s.title}
 
 Seed questions: {_seed_titles(s.seeds)} - kind: {s.kind} - needs: {needs}

@@ -56,6 +56,12 @@ def run(
             valid = faults.validate_params(scenario, params or {})
         except (faults.UnknownScenario, faults.InvalidParams) as exc:
             raise LabError(str(exc)) from None
+        if scenario.kind == "release":
+            # Its variants are deploy procedures: nothing to serve until a deploy runs.
+            raise LabError(
+                f"'{slug}' is a release scenario: its variants deploy a new release "
+                f"during a load; run `lab run {slug}` or `lab run {slug} --fixed`"
+            )
         if variant == "faulty" or params:
             # --fixed --param: the fixed variant with those params (faults/_toggles.py).
             enabled = valid.model_dump(mode="json")

@@ -20,8 +20,8 @@ from tests.app.helpers import Lab, copy_db, error_of, lab_settings, open_lab
 pytestmark = pytest.mark.unit
 
 SLUGS = sorted(s.slug for s in faults.all_scenarios())
-TOGGLES = [s.slug for s in faults.all_scenarios() if s.kind != "deployment"]
-DEPLOYMENTS = [s.slug for s in faults.all_scenarios() if s.kind == "deployment"]
+TOGGLES = [s.slug for s in faults.all_scenarios() if s.toggled]
+DEPLOYMENTS = [s.slug for s in faults.all_scenarios() if not s.toggled]
 # Every admin route, with a request that would succeed given the token.
 ROUTES = [
     ("GET", "/_lab/faults"),
@@ -101,7 +101,7 @@ def test_a_deployment_scenario_is_not_a_toggle(lab: Lab, slug: str) -> None:
     response = lab.client.put(f"/_lab/faults/{slug}", headers=lab.auth)
     assert response.status_code == 409
     message = error_of(response)["message"]
-    assert f"'{slug}' is a deployment scenario" in message
+    assert f"'{slug}' is a {faults.get(slug).kind} scenario" in message
     assert f"`lab run {slug}` or `lab run {slug} --fixed`" in message
     assert active_in_store(lab) == {}
 

@@ -88,6 +88,9 @@ NOT_HERE = {
     "counts both variants' payments in PostgreSQL",
     "sse-logs": "a stream without end: test_logs.py reads each variant's events over "
     "ASGI, and the unit tests hold both feeds to the same lines, order and ids",
+    "bad-deploy": "a release scenario: its variants are deploy procedures run by the lab, "
+    "not code in the app; tests/unit/test_bad_deploy.py steps them, the contract test "
+    "counts nginx's log of both",
     "worker-sizing": "a deployment scenario: its variants are how the app is started; the "
     "WSGI adapter's answers are compared with the ASGI app's in test_wsgi.py",
 }

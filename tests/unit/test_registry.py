@@ -24,7 +24,7 @@ def test_discovers_memory_leak_without_a_list() -> None:
 def test_every_scenario_keeps_the_contract() -> None:
     for scenario in faults.all_scenarios():
         assert scenario.seeds and all(1 <= n <= 50 for n in scenario.seeds), scenario.slug
-        assert scenario.kind in {"fault", "network", "pattern", "deployment"}
+        assert scenario.kind in {"fault", "network", "pattern", "deployment", "release"}
         assert scenario.diagnosis.strip(), f"{scenario.slug} has no diagnosis notes"
         assert scenario.symptom.op in {">", ">=", "<", "<="}
         defaults = scenario.params()
@@ -32,6 +32,9 @@ def test_every_scenario_keeps_the_contract() -> None:
         assert scenario.build("fixed", defaults) is not None
         if scenario.kind == "deployment":
             assert scenario.deployment("faulty", defaults) is not None
+        if scenario.kind == "release":
+            assert scenario.procedure("faulty", defaults) is not None
+            assert scenario.procedure("fixed", defaults) is not None
 
 
 def test_run_options_left_open_come_from_the_scenario() -> None:

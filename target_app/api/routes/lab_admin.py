@@ -64,13 +64,14 @@ def enable_fault(
 ) -> dict[str, Any]:
     """Switch the faulty variant on, with parameters (JSON object; defaults if absent)."""
     scenario = _scenario(slug)
-    if scenario.kind == "deployment":
-        # Its variants are how the app is started (e.g. how many workers):
-        # nothing a running process can switch.
+    if not scenario.toggled:
+        # Its variants are how the app is started (e.g. how many workers) or deployed
+        # (a release procedure): nothing a running process can switch.
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            {"message": f"'{slug}' is a deployment scenario: its variants are how the app is "
-                        f"started, not a toggle; run `lab run {slug}` or `lab run {slug} --fixed`"},
+            {"message": f"'{slug}' is a {scenario.kind} scenario: its variants are how the app "
+                        f"is started or deployed, not a toggle; run `lab run {slug}` or "
+                        f"`lab run {slug} --fixed`"},
         )  # fmt: skip
     try:
         valid = faults.validate_params(scenario, params)
