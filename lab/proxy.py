@@ -26,10 +26,9 @@ import psutil
 
 from lab.errors import LabError
 from lab.processes import Child, free_port
-from reports.formats import ProxyLine as LogLine
 from reports.formats import ProxyLog
 
-__all__ = ["ACCESS_LOG", "PROBE_HEADERS", "LogLine", "Nginx", "nginx_binary", "read_access_log"]
+__all__ = ["ACCESS_LOG", "PROBE_HEADERS", "Nginx", "nginx_binary"]
 
 ACCESS_LOG = ProxyLog.NAME
 INSTALL_HINT = "`make services` (or `apt-get install -y nginx-light`)"
@@ -46,11 +45,6 @@ def nginx_binary() -> str:
     if found is None:
         raise LabError(f"nginx is not installed; install it with {INSTALL_HINT}")
     return found
-
-
-def read_access_log(path: Path) -> list[LogLine]:
-    """The proxy's record of every request it answered (reports.formats.ProxyLog)."""
-    return ProxyLog(path).read()
 
 
 class Nginx:

@@ -35,7 +35,8 @@ import orjson
 from faults._contract import Instance, Release, ReleaseProcedure, RolloutStopped
 from lab.app_server import AppServer
 from lab.processes import free_port
-from lab.proxy import LogLine, Nginx, read_access_log
+from lab.proxy import Nginx
+from reports.formats import ProxyLine, ProxyLog
 
 __all__ = ["ROLLOUT_FILE", "Rollout", "RunningRelease"]
 
@@ -99,6 +100,10 @@ class Rollout:
         self.ended_at: float | None = None
         self.outcome: str | None = None
         self.error: str | None = None
+        # nginx's log as read so far: the bake's checks and the counts read each line once.
+        self._log = ProxyLog(proxy.access_log)
+        self._log_offset = 0
+        self._proxied: list[ProxyLine] = []
 
     # ----------------------------------------------------------------- main thread
 
@@ -211,10 +216,16 @@ class Rollout:
         target.server.stop()  # SIGTERM: uvicorn finishes the requests it holds
         self._note("stopped", instance=target.name)
 
+    def _lines(self) -> list[ProxyLine]:
+        """Every request nginx logged so far (the new lines read, the rest kept)."""
+        with self._lock:
+            new, self._log_offset = self._log.read_new(self._log_offset)
+            self._proxied += new
+            return list(self._proxied)
+
     def served(self, instance: Instance, since: float) -> tuple[int, int]:
         address = self._instance(instance).address
-        lines = [x for x in read_access_log(self.proxy.access_log)
-                 if x.upstream == address and x.ts >= since]  # fmt: skip
+        lines = [x for x in self._lines() if x.upstream == address and x.ts >= since]
         return len(lines), sum(1 for x in lines if x.status >= 500)
 
     def wait(self, seconds: float) -> None:
@@ -245,36 +256,27 @@ class Rollout:
     def counts(self) -> dict[str, int | float]:
         """Failed requests (status >= 500, as nginx logged them) in each part of the
         rollout, and what it came to; audit.json holds them for the summary."""
-        lines = read_access_log(self.proxy.access_log)
-        failed = [x for x in lines if x.status >= 500]
-        start = self.started_at or float("inf")
-        end = self.ended_at or float("inf")
-        to_new = [t for t in self._times("switched") if t >= start]
-        switched_in = to_new[0] if to_new else None
-        back = self._times("switched", to="blue")
-        rollback_from = next((t for t in self._times("rolling back")), None)
+        never = float("inf")  # a step that did not happen: its phase is empty
+        lines = self._lines()
+        failed = [x.ts for x in lines if x.status >= 500]
+        start = self.started_at or never
+        switched_in = min((t for t in self._times("switched") if t >= start), default=never)
+        rollback_from = min(self._times("rolling back"), default=never)
+        switch_end = min(switched_in, self.ended_at or never)
 
-        def between(a: float | None, b: float | None, pool: list[LogLine]) -> int:
-            lo, hi = a if a is not None else float("inf"), b if b is not None else float("inf")
-            return sum(1 for x in pool if lo <= x.ts < hi)
+        def between(lo: float, hi: float) -> int:
+            return sum(1 for ts in failed if lo <= ts < hi)
 
-        switch_end = switched_in if switched_in is not None else end
-        new_end = rollback_from if rollback_from is not None else float("inf")
-        new = self.instances[1:]
-        on_new = sum(1 for x in lines if any(x.upstream == i.address for i in new))
+        new = {i.address for i in self.instances[1:]}
         counts: dict[str, int | float] = {
             "requests_proxied": len(lines),
             "failed_requests": len(failed),
-            "failed_before_deploy": between(float("-inf"), start, failed),
-            "failed_during_switch": between(start, switch_end, failed),
-            "failed_on_new_release": (
-                between(switched_in, new_end, failed) if switched_in is not None else 0
-            ),
-            "failed_during_rollback": (
-                between(rollback_from, float("inf"), failed) if rollback_from is not None else 0
-            ),
-            "requests_to_new_release": on_new,
-            "rolled_back": int(bool(back) and rollback_from is not None),
+            "failed_before_deploy": between(-never, start),
+            "failed_during_switch": between(start, switch_end),
+            "failed_on_new_release": between(switched_in, rollback_from),
+            "failed_during_rollback": between(rollback_from, never),
+            "requests_to_new_release": sum(1 for x in lines if x.upstream in new),
+            "rolled_back": int(rollback_from < never and bool(self._times("switched", to="blue"))),
             "new_release_live": int(self._live is not self.blue),
         }
         with contextlib.suppress(ValueError, TypeError):

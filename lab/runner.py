@@ -553,7 +553,7 @@ def _start(state: _RunState) -> None:
         undo.push("stop profiler", profiler.detach)  # py-spy flushes its file on it
         profiler.attach(app.pid)
     if plan.scenario.kind == "release":
-        _start_rollout(state, app, service_env_of(state))
+        _start_rollout(state, app, scenario_service_env(plan.scenario, plan.services))
     # Last before the load: its clock (t in metrics.csv) counts from about the load's start.
     # Behind a release's proxy, the sampler follows the live release (marked as no traffic).
     rollout = state.rollout
@@ -565,10 +565,6 @@ def _start(state: _RunState) -> None:
     )  # fmt: skip
     undo.push("stop sampler", sampler.stop)
     sampler.start()
-
-
-def service_env_of(state: _RunState) -> dict[str, str]:
-    return scenario_service_env(state.plan.scenario, state.plan.services)
 
 
 def _start_rollout(state: _RunState, app: AppServer, service_env: dict[str, str]) -> None:

@@ -175,9 +175,24 @@ class ProxyLog:
 
     def read(self) -> list[ProxyLine]:
         try:
-            text = self.path.read_text()
+            return self.parse(self.path.read_text())
         except FileNotFoundError:
             return []
+
+    def read_new(self, offset: int) -> tuple[list[ProxyLine], int]:
+        """The whole lines written from byte `offset` on, and the offset after them: a
+        reader that follows the log as nginx writes it reads each line once."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return [], offset
+        whole = data[: data.rfind(b"\n") + 1]  # a line nginx is still writing waits
+        return self.parse(whole.decode(errors="replace")), offset + len(whole)
+
+    @staticmethod
+    def parse(text: str) -> list[ProxyLine]:
         lines = []
         for raw in text.splitlines():
             parts = raw.split(" ")

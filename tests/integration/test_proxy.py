@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from lab.processes import free_port
-from lab.proxy import UPSTREAM_HEADER, Nginx, nginx_binary, read_access_log
+from lab.proxy import UPSTREAM_HEADER, Nginx, nginx_binary
+from reports.formats import ProxyLog
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration
@@ -122,7 +123,7 @@ def test_switching_under_load_drops_no_request(
           f"in {SWITCHES} switches")  # fmt: skip
     assert {f"127.0.0.1:{p}" for p in ports} <= set(answered_by), answered_by
     # nginx logged every request the clients sent, each with its upstream, all 200.
-    logged = read_access_log(nginx.access_log)
+    logged = ProxyLog(nginx.access_log).read()
     assert len(logged) == sum(answered_by.values())
     assert {x.status for x in logged} == {200}
 
@@ -135,5 +136,5 @@ def test_the_access_log_records_a_failed_request_and_who_failed_it(
     nginx.switch(nothing)  # switching is allowed; whether to is the procedure's call
     answer = httpx.get(f"{nginx.url}/products", timeout=10.0)
     assert answer.status_code == 502
-    [line] = read_access_log(nginx.access_log)
+    [line] = ProxyLog(nginx.access_log).read()
     assert (line.status, line.upstream) == (502, f"127.0.0.1:{nothing}")

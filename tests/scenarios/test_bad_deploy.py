@@ -26,7 +26,7 @@ import psutil
 import pytest
 from sqlalchemy import create_engine, text
 
-from lab.proxy import ACCESS_LOG, LogLine, read_access_log
+from reports.formats import ProxyLine, ProxyLog
 from tests.scenarios.contract import REPO, assert_symptoms, direct_database_url, run_variant
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration, pytest.mark.services]
@@ -61,7 +61,7 @@ def _schema_revision() -> str:
         engine.dispose()
 
 
-def _failed(lines: list[LogLine]) -> list[LogLine]:
+def _failed(lines: list[ProxyLine]) -> list[ProxyLine]:
     return [x for x in lines if x.status >= 500]
 
 
@@ -82,7 +82,7 @@ def test_bad_deploy_a_gated_switch_fails_no_request_an_ungated_one_fails_many(
     # Faulty: switched to the broken release, which failed requests until the end.
     run = _run_dir(tmp_path / "faulty")
     blue, green = _releases(run)
-    log = read_access_log(run / ACCESS_LOG)
+    log = ProxyLog(run / ProxyLog.NAME).read()
     assert green is not None
     failed = _failed(log)
     assert failed and {x.upstream for x in failed} == {green}, {x.upstream for x in failed}
@@ -94,7 +94,7 @@ def test_bad_deploy_a_gated_switch_fails_no_request_an_ungated_one_fails_many(
     # migration it brought was downgraded. Not one failed request, nginx's or Locust's.
     run = _run_dir(tmp_path / "fixed")
     blue, green = _releases(run)
-    log = read_access_log(run / ACCESS_LOG)
+    log = ProxyLog(run / ProxyLog.NAME).read()
     assert green is not None, "the fixed procedure never started the new release"
     assert _failed(log) == []
     assert {x.upstream for x in log} == {blue}
@@ -111,7 +111,7 @@ def test_bad_deploy_a_mistake_readiness_cannot_see_is_rolled_back_on_its_error_r
     fixed = run_variant(SLUG, True, tmp_path, env, duration=DURATION, param="mistake=read-only")
     run = _run_dir(tmp_path)
     blue, green = _releases(run)
-    log = read_access_log(run / ACCESS_LOG)
+    log = ProxyLog(run / ProxyLog.NAME).read()
     assert green is not None
     on_green = [x for x in log if x.upstream == green]
     # The gate let it through (its readiness probe passed) and its traffic failed:

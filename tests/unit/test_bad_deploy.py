@@ -255,3 +255,18 @@ def test_serve_refuses_a_release_scenario_with_the_command_that_runs_it() -> Non
 
     with pytest.raises(LabError, match="run `lab run bad-deploy`"):
         serve.run("bad-deploy")
+
+
+def test_the_proxy_log_is_followed_line_by_line_as_nginx_writes_it(tmp_path: Any) -> None:
+    from reports.formats import ProxyLog
+
+    path = tmp_path / "proxy-access.log"
+    path.write_bytes(b"1.000 200 127.0.0.1:1 0.001 GET /a\n2.000 50")  # mid-write
+    log = ProxyLog(path)
+    first, offset = log.read_new(0)
+    assert [x.path for x in first] == ["/a"]  # the torn line waits for its end
+    with path.open("ab") as handle:
+        handle.write(b"0 127.0.0.1:2 0.001 GET /b\n")
+    second, offset = log.read_new(offset)
+    assert [(x.status, x.path) for x in second] == [(500, "/b")]
+    assert log.read_new(offset) == ([], offset) and offset == path.stat().st_size
