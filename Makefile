@@ -28,7 +28,7 @@ RUN_FLAGS = $(if $(duration),--duration $(duration)) $(if $(users),--users $(use
             $(if $(load_processes),--load-processes $(load_processes))
 
 .DEFAULT_GOAL := help
-.PHONY: handbook help install services up down status load compare serve scenarios test test-unit lint bench clean require-fault
+.PHONY: eval handbook help install services up down status load compare serve scenarios test test-unit lint bench clean require-fault
 
 help:
 	@echo "make fault=memory-leak load            faulty variant under load, report at the end"
@@ -36,7 +36,7 @@ help:
 	@echo "make fault=memory-leak compare         both, then a before/after comparison"
 	@echo "make fault=memory-leak serve           the app alone with the fault on (port 8000)"
 	@echo "make services | up | status | down    install, start, inspect, stop PostgreSQL, Redis, Toxiproxy, Prometheus, upstream, inventory"
-	@echo "make scenarios | handbook | test | lint | bench | clean"
+	@echo "make scenarios | handbook | test | lint | bench | eval | clean"
 	@echo "variables (unset: the scenario's own): duration=30s users=50 workers=2 profile=none|py-spy|memray shape=constant|step|spike workload=mixed|..."
 	@echo "  rate=200              open model: 200 req/s on a schedule, latency from each request's intended time (users then cap requests in flight)"
 	@echo "  load_processes=2      Locust as a master and 2 worker processes (at most one per core)"
@@ -80,6 +80,10 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+
+# The diagnosis scored over every completed run dir under $(out) (lab diagnose --eval).
+eval: $(STAMP)
+	@$(LAB) diagnose --eval $(out) --out $(out)/eval
 
 bench: $(STAMP)
 	@$(LAB) bench

@@ -16,6 +16,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from faults._signs import Signature
 from faults.symptom import Symptom, SymptomResult
 
 __all__ = [
@@ -273,6 +274,12 @@ class Scenario(Generic[Seam, Params]):
     # (DATABASE_DIRECT_URL, ...), in the lab's process. Written to audit.json; the
     # summary's audit metrics (reports/metrics.py) come from it.
     audit: Callable[[Mapping[str, str]], Mapping[str, int | float]] | None = None
+    # How the cause shows in a run's blinded evidence (faults/_signs.py): the
+    # diagnosis engine calls it on every run; None: the engine cannot name it yet.
+    signature: Signature | None = None
+    # The condition of the environment a network scenario applies, as the diagnosis
+    # names it in a run whose code copes with it ("latency on the database link").
+    environment: str = ""
 
     def build(self, variant: Variant, params: Params) -> Seam:
         factory = self.faulty if variant == "faulty" else self.fixed

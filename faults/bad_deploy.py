@@ -55,6 +55,7 @@ from faults._contract import (
     Scenario,
     Symptom,
 )
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = [
     "LIVE_REVISION",
@@ -235,7 +236,26 @@ def prepare(variant: str, database_url: str) -> None:
     migrate_to(database_url, LIVE_REVISION)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A release that fails once traffic reaches it: the upstream that appeared
+    last behind the load balancer failed more than 1% of all requests."""
+    failed = (s.number("proxy_late_upstream_failed_share") or 0.0) * (
+        s.number("proxy_late_upstream_requests") or 0.0
+    )
+    share = failed / (s.number("requests") or 1.0)
+    score = strength(share, 0.01)
+    return finding(
+        "bad-deploy",
+        score,
+        (
+            Clue("upstreams behind the load balancer", s.number("proxy_upstreams"), "1"),
+            Clue("requests failed by the newest upstream, of all", share, "< 0.01"),
+        ),
+    )
+
+
 SCENARIO: Scenario[ReleaseProcedure, DeployParams] = Scenario(
+    signature=_signature,
     slug="bad-deploy",
     title="A broken release switched in without a gate, and no way back",
     seeds=(19,),

@@ -58,6 +58,7 @@ class FetchOneSku:
 
 
 SCENARIO: Scenario[AvailabilityFetcher, AvailabilityParams] = Scenario(
+    environment="a slow upstream",
     slug="bandwidth-limit",
     title="A thin link to a dependency: downloading the whole feed per request",
     seeds=(1,),

@@ -23,6 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = [
     "SCENARIO",
@@ -103,7 +104,26 @@ class AsyncModelClient:
         return _product_ids(response)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A blocking call in async code: the loop lags (healthy p99 < 100 ms) while the
+    app hardly uses the CPU (under half a core): it waits, it does not compute."""
+    cores = s.number("app_cpu_cores")
+    if cores is None or cores >= 0.5:
+        return None
+    score = strength(s.number("event_loop_lag_p99_ms"), 100.0)
+    return finding(
+        "blocking-call",
+        score,
+        (
+            Clue("event-loop lag p99", s.number("event_loop_lag_p99_ms"), "< 100", "ms"),
+            Clue("cores the app kept busy", cores, "", ""),
+        ),
+        confirm="profile=py-spy",
+    )
+
+
 SCENARIO: Scenario[ModelClient, ModelParams] = Scenario(
+    signature=_signature,
     slug="blocking-call",
     title="Endpoint suddenly slow: a blocking call inside async def",
     seeds=(1,),

@@ -34,6 +34,7 @@ import cachetools
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -162,7 +163,30 @@ class CachedQuotes:
         return self._quote(product_id, zone)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Pure computation in the event loop: CPU per request and loop lag high
+    (Signs.cpu_heavy) with no database or upstream to wait on and small answers."""
+    if (s.number("db_queries_per_request") or 0.0) >= 0.5 or s.number("upstream_calls_per_request"):
+        return None
+    if (s.number("bytes_per_request") or 0.0) > 100_000 or (s.number("app_cpu_cores") or 0.0) < 0.5:
+        return None
+    score = s.cpu_heavy()
+    if s.peak_memory():  # a big peak says the work is building something large
+        score *= 0.5
+    return finding(
+        "cpu-bound",
+        score,
+        (
+            Clue("app CPU per request", s.number("cpu_ms_per_served"), "< 5", "ms"),
+            Clue("event-loop lag p99", s.number("event_loop_lag_p99_ms"), "< 100", "ms"),
+            Clue("DB queries per request", s.number("db_queries_per_request")),
+        ),
+        confirm="profile=py-spy",
+    )
+
+
 SCENARIO: Scenario[QuoteCalculator, QuoteParams] = Scenario(
+    signature=_signature,
     slug="cpu-bound",
     title="Endpoint slow from heavy pure-Python work, recomputed per request",
     seeds=(1, 17),

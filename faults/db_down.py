@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 
 from faults._contract import Answer, Scenario, Symptom, Toxic
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = [
     "SCENARIO",
@@ -94,7 +95,24 @@ class ServiceUnavailable:
         return Outage("the database is unreachable; retry shortly", self.retry_after)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """The database gone and nobody handling it: unhandled 500s with the driver's
+    exceptions in the log."""
+    unhandled = s.number("unhandled_error_rate")
+    score = strength(unhandled, 0.05)
+    return finding(
+        "db-down",
+        score,
+        (
+            Clue("unhandled 500s / responses", unhandled, "0"),
+            Clue("exceptions in app.log", ", ".join(sorted(s.exceptions)) or "-"),
+        ),
+    )
+
+
 SCENARIO: Scenario[OutagePolicy, DbDownParams] = Scenario(
+    signature=_signature,
+    environment="the database is unreachable",
     slug="db-down",
     title="The database goes down: 500s and tracebacks, or 503 with Retry-After",
     seeds=(37,),

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, text
 
 from faults._contract import Answer, Scenario, Symptom, Toxic
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = ["SCENARIO", "DashboardParams", "DashboardRepository", "FourRoundTrips", "OneRoundTrip"]
 
@@ -114,7 +115,26 @@ class OneRoundTrip:
                 "spent": _money(row.spent), "recent_order_ids": list(recent or [])}  # fmt: skip
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Queries run one after another over a slow link: requests wait on the
+    database (Signs.db_bound) for several queries that each take over 50 ms."""
+    q = s.number("db_queries_per_request") or 0.0
+    if not s.db_bound or not 2 <= q < 20:
+        return None
+    score = min(strength(s.number("db_query_p50_ms"), 50.0), strength(s.number("p50_ms"), 300.0))
+    return finding(
+        "db-latency",
+        score,
+        (
+            Clue("median query time", s.number("db_query_p50_ms"), "< 50", "ms"),
+            Clue("DB queries per request, in sequence", q, "1"),
+        ),
+    )
+
+
 SCENARIO: Scenario[DashboardRepository, DashboardParams] = Scenario(
+    signature=_signature,
+    environment="latency on the database link",
     slug="db-latency",
     title="Slow endpoint: DB latency or code latency? (200 ms to the database)",
     seeds=(1,),

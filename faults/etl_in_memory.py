@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from faults._contract import Answer, Scenario, Symptom, Variant
+from faults._signs import Clue, Finding, Signs, finding
 
 if TYPE_CHECKING:
     from target_app.etl import Etl, EtlAttempt, FailurePoint
@@ -132,7 +133,27 @@ def prepare(variant: Variant, database_url: str) -> None:
     upgrade_and_empty(database_url, "product_snapshots", "etl_jobs")
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A batch that reads its whole input before writing: the peak RSS rises
+    (Signs.peak_memory) in requests that query the database."""
+    if (s.number("bytes_per_request") or 0.0) >= 1e6 or (
+        s.number("db_queries_per_request") or 0.0
+    ) < 0.5:
+        return None
+    score = s.peak_memory()
+    return finding(
+        "etl-in-memory",
+        score,
+        (
+            Clue("peak RSS rise under load", s.number("peak_rss_growth_mb"), "< 100", "MB"),
+            Clue("DB queries per request", s.number("db_queries_per_request")),
+        ),
+        confirm="profile=memray",
+    )
+
+
 SCENARIO: Scenario[Etl, EtlParams] = Scenario(
+    signature=_signature,
     slug="etl-in-memory",
     title="ETL job that loads the whole table into memory and restarts from zero on failure",
     seeds=(34,),

@@ -22,6 +22,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding
 
 __all__ = [
     "SCENARIO",
@@ -153,7 +154,25 @@ class GZipped(Response):
         await self._middleware(scope, receive, send)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A large answer built whole in memory: the peak RSS rises (Signs.peak_memory)
+    with answers of megabytes."""
+    if (s.number("bytes_per_request") or 0.0) < 1e6:
+        return None
+    score = s.peak_memory()
+    return finding(
+        "heavy-json",
+        score,
+        (
+            Clue("peak RSS rise under load", s.number("peak_rss_growth_mb"), "< 100", "MB"),
+            Clue("mean response size", s.number("bytes_per_request"), "", "B"),
+        ),
+        confirm="profile=memray",
+    )
+
+
 SCENARIO: Scenario[ExportRenderer, ExportParams] = Scenario(
+    signature=_signature,
     slug="heavy-json",
     title="A 50 MB JSON response: built, validated and encoded in memory",
     seeds=(45,),

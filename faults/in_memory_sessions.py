@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -130,7 +131,25 @@ class RedisSessions:
             raise SessionsUnavailable(f"the session store did not answer: {exc!r}") from exc
 
 
+def _signature(s: Signs) -> Finding | None:
+    """State kept in one process's memory behind several workers: clients refused
+    (4xx) when a request reaches a worker that never saw their session."""
+    if s.workers < 2 or (s.number("status_4xx_share") or 0.0) <= 0.005:
+        return None
+    score = strength(s.number("error_rate"), 0.01)
+    return finding(
+        "in-memory-sessions",
+        score,
+        (
+            Clue("client error rate", s.number("error_rate"), "< 0.01"),
+            Clue("share of 4xx answers", s.number("status_4xx_share"), "0"),
+            Clue("app worker processes", float(s.workers)),
+        ),
+    )
+
+
 SCENARIO: Scenario[SessionStore, SessionsParams] = Scenario(
+    signature=_signature,
     slug="in-memory-sessions",
     title="Login sessions in a process dict: random 401s with several workers, and fixation",
     seeds=(29,),

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
 
 from faults._contract import Answer, Scenario, Symptom, Variant
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -102,7 +103,22 @@ def prepare(variant: Variant, database_url: str) -> None:
     upgrade_and_empty(database_url, "sales_digests")
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A schedule run by every worker: a periodic job runs more than once per tick."""
+    per_tick = s.number("periodic_runs_per_tick")
+    score = strength(per_tick, 1.0, span=2.0)
+    return finding(
+        "in-process-scheduler",
+        score,
+        (
+            Clue("runs of a periodic job per schedule tick", per_tick, "1"),
+            Clue("app worker processes", float(s.workers)),
+        ),
+    )
+
+
 SCENARIO: Scenario[TickClaim, ClaimParams] = Scenario(
+    signature=_signature,
     slug="in-process-scheduler",
     title="A periodic job scheduled inside every web worker runs once per worker",
     seeds=(26,),

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from faults._contract import Answer, Scenario, Symptom, Variant
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -127,7 +128,25 @@ def prepare(variant: Variant, database_url: str) -> None:
     prepare_etl(variant, database_url)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A job's work done inside the request that asked for it: a write (POST) that
+    takes its client over half a second and runs many queries before answering."""
+    q = s.number("db_queries_per_request")
+    if q is None or q >= 1000 or s.slowest_method in ("GET", ""):
+        return None
+    score = min(strength(q, 20.0), strength(s.number("p50_ms"), 500.0))
+    return finding(
+        "long-task-inline",
+        score,
+        (
+            Clue("DB queries per request", q, "< 20"),
+            Clue("client p50", s.number("p50_ms"), "< 500", "ms"),
+        ),
+    )
+
+
 SCENARIO: Scenario[JobLauncher, LaunchParams] = Scenario(
+    signature=_signature,
     slug="long-task-inline",
     title="A job of minutes runs inside the request that starts it",
     seeds=(4,),

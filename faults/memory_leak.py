@@ -21,6 +21,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = ["SCENARIO", "BoundedTTLPageCache", "PageCache", "PageCacheParams", "UnboundedPageCache"]
 
@@ -115,7 +116,31 @@ class BoundedTTLPageCache:
         return len(self._pages)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Each request leaves memory behind: RSS climbs with the request count after
+    warm-up (healthy: under 10 MB per 10k requests) and still in the load's second
+    half, with no errors, while the loop keeps up (a saturated loop queues
+    requests, whose buffers grow RSS too)."""
+    slope = s.number("rss_slope_mb_per_10k_requests")
+    second = s.number("rss_second_half_mb") or 0.0
+    if (s.number("requests") or 0.0) < 500 or (s.number("error_rate") or 0.0) >= 0.005:
+        return None
+    if second < 0.3 or (s.number("event_loop_lag_p99_ms") or 0.0) >= 100:
+        return None
+    score = strength(slope, 10.0)
+    return finding(
+        "memory-leak",
+        score,
+        (
+            Clue("app RSS growth per 10k requests after warm-up", slope, "< 10", "MB"),
+            Clue("RSS rise over the load's second half", second, "about 0", "MB"),
+        ),
+        confirm="profile=memray",
+    )
+
+
 SCENARIO: Scenario[PageCache, PageCacheParams] = Scenario(
+    signature=_signature,
     slug="memory-leak",
     title="High memory usage after many requests (unbounded per-request cache)",
     seeds=(2,),

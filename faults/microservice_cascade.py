@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Answer, Scenario, Symptom, Toxic, Variant
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     import httpx
@@ -381,7 +382,25 @@ def run_audit(service_env: Mapping[str, str]) -> dict[str, int]:
     return audit(service_env["DATABASE_DIRECT_URL"], service_env["INVENTORY_DIRECT_URL"])
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A write that calls another service inside its transaction: 5xx answers
+    from requests that both write (several queries) and call out over HTTP."""
+    if (s.number("db_queries_per_request") or 0.0) < 3 or s.outgoing_http < 10:
+        return None
+    score = strength(s.number("status_5xx_share"), 0.01)
+    return finding(
+        "microservice-cascade",
+        score,
+        (
+            Clue("share of 5xx answers", s.number("status_5xx_share"), "< 0.01"),
+            Clue("outgoing HTTP calls logged (httpx)", float(s.outgoing_http)),
+        ),
+    )
+
+
 SCENARIO: Scenario[OrderPlacement, PlacementParams] = Scenario(
+    signature=_signature,
+    environment="a partition between services",
     slug="microservice-cascade",
     title="An order across two services: a lost answer leaves the databases disagreeing",
     seeds=(50,),

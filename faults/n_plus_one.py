@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from target_app.models import Order
@@ -74,7 +75,25 @@ class EagerLoading:
         return list(session.scalars(query).unique())
 
 
+def _signature(s: Signs) -> Finding | None:
+    """One query per item of a page read: many (healthy < 20) queries per GET.
+    Batch jobs (ETL rows counted) are left out: their queries serve many rows."""
+    q = s.number("db_queries_per_request")
+    if q is None or q >= 1000 or s.counter("etl_rows_total") > 0:
+        return None
+    if s.slowest_method not in ("GET", ""):
+        return None
+    score = strength(q, 20.0)
+    return finding(
+        "n-plus-one",
+        score,
+        (Clue("DB queries per request", q, "< 20"),),
+        confirm="profile=py-spy",
+    )
+
+
 SCENARIO: Scenario[FeedLoader, FeedParams] = Scenario(
+    signature=_signature,
     slug="n-plus-one",
     title="Query optimisation: N+1 queries from lazy loading in a loop",
     seeds=(10, 49),

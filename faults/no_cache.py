@@ -19,6 +19,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding
 
 __all__ = [
     "SCENARIO",
@@ -138,7 +139,29 @@ class RedisCacheWithLock:
         return await compute()
 
 
+def _signature(s: Signs) -> Finding | None:
+    """The same result recomputed for every request: CPU per request and loop lag
+    high (Signs.cpu_heavy), a query per request that costs the database little."""
+    q = s.number("db_queries_per_request") or 0.0
+    share = s.number("db_time_share") or 0.0
+    if q < 0.5 or share >= 0.2:
+        return None
+    score = s.cpu_heavy()
+    return finding(
+        "no-cache",
+        score,
+        (
+            Clue("app CPU per request", s.number("cpu_ms_per_served"), "< 5", "ms"),
+            Clue("event-loop lag p99", s.number("event_loop_lag_p99_ms"), "< 100", "ms"),
+            Clue("DB queries per request", q),
+            Clue("share of request time in the DB", share),
+        ),
+        confirm="profile=py-spy",
+    )
+
+
 SCENARIO: Scenario[BestsellerCache, BestsellerParams] = Scenario(
+    signature=_signature,
     slug="no-cache",
     title="A heavy operation recalculated on every request (cache it, in Redis)",
     seeds=(17, 10),

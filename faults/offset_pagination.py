@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from target_app.cursors import Cursors
@@ -91,7 +92,26 @@ class KeysetPages:
         return {"items": _items(rows), "next_cursor": following}
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Pages that get slower the deeper they are: database-bound requests whose p95
+    is ten times their p50 (the first pages fast, the deep ones scanning)."""
+    p50, p95 = s.number("p50_ms"), s.number("p95_ms")
+    if not s.db_bound or not p50 or not p95:
+        return None
+    score = strength(p95 / p50, 10.0)
+    return finding(
+        "offset-pagination",
+        score,
+        (
+            Clue("client p95 / p50", p95 / p50, "< 10"),
+            Clue("share of request time in the DB", s.number("db_time_share"), "< 0.8"),
+        ),
+        confirm="EXPLAIN ANALYZE a deep page",
+    )
+
+
 SCENARIO: Scenario[Pager, PagesParams] = Scenario(
+    signature=_signature,
     slug="offset-pagination",
     title="Paginating 10 lakh (1,000,000) records: OFFSET vs cursor",
     seeds=(11,),

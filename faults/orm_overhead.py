@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding
 
 __all__ = ["SCENARIO", "AggregateInPython", "AggregateInSql", "SalesParams", "SalesRepository"]
 
@@ -95,7 +96,28 @@ class AggregateInSql:
         return _report({c: (int(u), Decimal(r)) for c, u, r in rows})
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Rows turned into ORM objects one by one: CPU per request and loop lag high
+    (Signs.cpu_heavy) around a few queries that take a fair share of the time."""
+    q = s.number("db_queries_per_request") or 0.0
+    share = s.number("db_time_share") or 0.0
+    if not 0.5 <= q < 20 or not 0.2 <= share < 0.8:
+        return None
+    score = s.cpu_heavy()
+    return finding(
+        "orm-overhead",
+        score,
+        (
+            Clue("app CPU per request", s.number("cpu_ms_per_served"), "< 5", "ms"),
+            Clue("event-loop lag p99", s.number("event_loop_lag_p99_ms"), "< 100", "ms"),
+            Clue("share of request time in the DB", share),
+        ),
+        confirm="profile=py-spy",
+    )
+
+
 SCENARIO: Scenario[SalesRepository, SalesParams] = Scenario(
+    signature=_signature,
     slug="orm-overhead",
     title="ORM query slow: entities aggregated in Python instead of SQL",
     seeds=(49,),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, strength
 
 if TYPE_CHECKING:
     from target_app.db import Database
@@ -96,7 +97,25 @@ class RequestScopedSessions:
             yield session
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Sessions never returned to the pool: connections still checked out after
+    the load, and requests that waited for one until they timed out."""
+    held = s.number("db_pool_checked_out_end") or 0.0
+    timeouts = s.log_count("pool timeout")
+    if held < 1 or not timeouts:
+        return None
+    return Finding(
+        "pool-exhaustion",
+        max(0.6, strength(held, 1.0)),
+        (
+            Clue("DB pool connections checked out after the load", held, "0"),
+            Clue("'db pool timeout' records in app.log", float(timeouts), "0"),
+        ),
+    )
+
+
 SCENARIO: Scenario[SessionSource, SessionParams] = Scenario(
+    signature=_signature,
     slug="pool-exhaustion",
     title="Connection pool exhausted: sessions never closed (dependency injection done wrong)",
     seeds=(25, 27),

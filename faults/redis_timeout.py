@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from faults._contract import Answer, Scenario, Symptom, Toxic
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = ["SCENARIO", "BoundedCache", "CacheParams", "StatsCache", "TrustingCache"]
 
@@ -114,7 +115,28 @@ class BoundedCache:
         return value
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Requests that wait on the cache: over a second each, with the app idle (under
+    0.3 cores), hardly any time in the database and no upstream calls."""
+    if s.counter("cache_requests_total") <= 0 or (s.number("db_time_share") or 0.0) >= 0.2:
+        return None
+    if s.number("upstream_calls_per_request") or (s.number("app_cpu_cores") or 0.0) >= 0.3:
+        return None
+    score = strength(s.number("p50_ms"), 1000.0)
+    return finding(
+        "redis-timeout",
+        score,
+        (
+            Clue("client p50", s.number("p50_ms"), "< 1000", "ms"),
+            Clue("share of request time in the DB", s.number("db_time_share")),
+            Clue("cores the app kept busy", s.number("app_cpu_cores")),
+        ),
+    )
+
+
 SCENARIO: Scenario[StatsCache, CacheParams] = Scenario(
+    signature=_signature,
+    environment="Redis slow or unreachable",
     slug="redis-timeout",
     title="Redis is slow and every request waits for the cache",
     seeds=(17,),

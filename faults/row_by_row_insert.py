@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, delete, insert
 from sqlalchemy.orm import Session
 
 from faults._contract import Answer, Scenario, Symptom, Variant
+from faults._signs import Clue, Finding, Signs, strength
 
 __all__ = ["SCENARIO", "BatchedCopy", "CommitPerRow", "ProductImporter"]
 
@@ -154,7 +155,20 @@ def prepare(variant: Variant, database_url: str) -> None:
         engine.dispose()
 
 
+def _signature(s: Signs) -> Finding | None:
+    """One INSERT per row: thousands of queries for one request."""
+    q = s.number("db_queries_per_request")
+    if q is None or q < 1000:
+        return None
+    return Finding(
+        "row-by-row-insert",
+        max(0.6, strength(q, 1000.0)),
+        (Clue("DB queries per request", q, "< 20"),),
+    )
+
+
 SCENARIO: Scenario[ProductImporter, ImportParams] = Scenario(
+    signature=_signature,
     slug="row-by-row-insert",
     title="Bulk insert of 50k rows: one commit per row",
     seeds=(41,),

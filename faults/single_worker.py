@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Answer, Deployment, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = ["SCENARIO", "OneWorkerPerCore", "SingleUvicornProcess", "WorkerParams"]
 
@@ -39,7 +40,29 @@ def OneWorkerPerCore(params: WorkerParams) -> Deployment:
     return Deployment(workers=params.workers)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """One process on a machine with more cores: it keeps one core busy (0.85 or
+    more) and its loop lags. A capacity finding, scored at most 0.6, below a
+    mechanism that explains the same CPU."""
+    cores = s.number("app_cpu_cores")
+    if s.workers > 1 or (s.cpus or 1) < 2 or cores is None:
+        return None
+    score = min(
+        0.6, strength(cores, 0.85, span=1.2), strength(s.number("event_loop_lag_p99_ms"), 50.0)
+    )
+    return finding(
+        "single-worker",
+        score,
+        (
+            Clue("cores the app kept busy", cores, f"< 0.85 of {s.cpus}"),
+            Clue("app worker processes", float(s.workers)),
+            Clue("event-loop lag p99", s.number("event_loop_lag_p99_ms"), "< 50", "ms"),
+        ),
+    )
+
+
 SCENARIO: Scenario[Deployment, WorkerParams] = Scenario(
+    signature=_signature,
     slug="single-worker",
     title="Deployed with one uvicorn worker on a multi-core machine",
     seeds=(3, 30),

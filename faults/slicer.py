@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Select, select
 
 from faults._contract import Answer, Scenario, Symptom, Toxic
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = ["SCENARIO", "ListColumnsOnly", "ListQuery", "SelectStar"]
 
@@ -64,7 +65,25 @@ class ListColumnsOnly:
         )
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Large results over a link that delivers them in slices: database-bound
+    requests with big answers whose queries take over 300 ms."""
+    if not s.db_bound or (s.number("bytes_per_request") or 0.0) < 10_000:
+        return None
+    score = strength(s.number("db_query_p50_ms"), 300.0)
+    return finding(
+        "slicer",
+        score,
+        (
+            Clue("median query time", s.number("db_query_p50_ms"), "< 300", "ms"),
+            Clue("mean response size", s.number("bytes_per_request"), "", "B"),
+        ),
+    )
+
+
 SCENARIO: Scenario[ListQuery, ListQueryParams] = Scenario(
+    signature=_signature,
+    environment="latency on the database link",
     slug="slicer",
     title="A fragmenting network: big result sets pay per byte",
     seeds=(1,),

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from faults._contract import Answer, Scenario, Symptom, Variant
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = ["SCENARIO", "NameLookup", "ProductSearch", "WithIndex", "WithoutIndex"]
 
@@ -85,7 +86,26 @@ def prepare(variant: Variant, database_url: str) -> None:
         command.upgrade(config, "head")
 
 
+def _signature(s: Signs) -> Finding | None:
+    """One query that is slow in itself: requests wait on the database
+    (Signs.db_bound) for one query each, which takes over 300 ms."""
+    q = s.number("db_queries_per_request") or 0.0
+    if not s.db_bound or q >= 1.5:
+        return None
+    score = strength(s.number("db_query_p50_ms"), 300.0)
+    return finding(
+        "slow-query",
+        score,
+        (
+            Clue("median query time", s.number("db_query_p50_ms"), "< 300", "ms"),
+            Clue("share of request time in the DB", s.number("db_time_share"), "< 0.8"),
+        ),
+        confirm="EXPLAIN (ANALYZE, BUFFERS) the query",
+    )
+
+
 SCENARIO: Scenario[ProductSearch, LookupParams] = Scenario(
+    signature=_signature,
     slug="slow-query",
     title="Slow endpoint from a query on an unindexed column (fix: an Alembic migration)",
     seeds=(1, 10),

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from faults._contract import Answer, Scenario, Symptom, Toxic, Variant
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     import httpx
@@ -264,7 +265,29 @@ def prepare(variant: Variant, database_url: str) -> None:
         engine.dispose()
 
 
+def _signature(s: Signs) -> Finding | None:
+    """A webhook processed before it is acknowledged: POSTs that take over 50 ms
+    (p95) while the app calls out over HTTP, neither in the database nor timed as
+    an upstream."""
+    if s.number("upstream_calls_per_request") or s.outgoing_http < 10 or s.slowest_method != "POST":
+        return None
+    if (s.number("db_queries_per_request") or 0.0) >= 5 or (
+        s.number("db_time_share") or 0.0
+    ) >= 0.2:
+        return None
+    score = strength(s.number("p95_ms"), 50.0)
+    return finding(
+        "sync-webhook",
+        score,
+        (
+            Clue("client p95", s.number("p95_ms"), "< 50", "ms"),
+            Clue("outgoing HTTP calls logged (httpx)", float(s.outgoing_http)),
+        ),
+    )
+
+
 SCENARIO: Scenario[WebhookReceiver, WebhookParams] = Scenario(
+    signature=_signature,
     slug="sync-webhook",
     title="Payment webhooks processed inside the delivery: slow acks, double payments",
     seeds=(33,),

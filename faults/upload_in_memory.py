@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect, Request
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding
 
 if TYPE_CHECKING:
     from target_app.uploads import Sink, UploadStore
@@ -128,7 +129,24 @@ class StreamedUpload:
         await to_thread.run_sync(sink.write, block)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Request bodies held whole in memory: the peak RSS rises (Signs.peak_memory)
+    on small answers, with no database work that could explain it."""
+    if (s.number("bytes_per_request") or 0.0) >= 1e6 or (
+        s.number("db_queries_per_request") or 0.0
+    ) >= 0.5:
+        return None
+    score = s.peak_memory()
+    return finding(
+        "upload-in-memory",
+        score,
+        (Clue("peak RSS rise under load", s.number("peak_rss_growth_mb"), "< 100", "MB"),),
+        confirm="profile=memray",
+    )
+
+
 SCENARIO: Scenario[UploadReceiver, UploadParams] = Scenario(
+    signature=_signature,
     slug="upload-in-memory",
     title="A 500 MB upload read into memory before it reaches the disk",
     seeds=(5, 28),

@@ -52,6 +52,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from faults._contract import Answer, Scenario, Symptom, Toxic
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from target_app.clients.upstream import CallPolicy
@@ -263,7 +264,26 @@ class RetryWithBreakerPolicy:
         return cast(T, result)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """An upstream's failures passed on to the clients: upstream calls fail and
+    so do the requests that made them (a retry would have absorbed most)."""
+    if (s.number("db_queries_per_request") or 0.0) >= 3:
+        return None
+    failed = s.number("upstream_failed_share")
+    score = min(strength(failed, 0.01), strength(s.number("error_rate"), 0.01))
+    return finding(
+        "upstream-flaky",
+        score,
+        (
+            Clue("share of upstream calls that failed", failed, "< 0.01"),
+            Clue("client error rate", s.number("error_rate"), "< 0.01"),
+        ),
+    )
+
+
 SCENARIO: Scenario[CallPolicy, RetryParams] = Scenario(
+    signature=_signature,
+    environment="an upstream that fails",
     slug="upstream-flaky",
     title="The payment API fails often (no retry, or a naive retry storm)",
     seeds=(15,),

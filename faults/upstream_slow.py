@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Answer, Scenario, Symptom, Toxic
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from target_app.clients.upstream import CallPolicy
@@ -75,7 +76,24 @@ class DeadlinePolicy:
             ) from None
 
 
+def _signature(s: Signs) -> Finding | None:
+    """An upstream that takes seconds and no deadline on it: both the upstream
+    calls and the clients wait over a second."""
+    up = s.number("upstream_p50_ms")
+    score = min(strength(up, 1000.0), strength(s.number("p50_ms"), 1000.0))
+    return finding(
+        "upstream-slow",
+        score,
+        (
+            Clue("median upstream call time", up, "< 1000", "ms"),
+            Clue("client p50", s.number("p50_ms"), "< 1000", "ms"),
+        ),
+    )
+
+
 SCENARIO: Scenario[CallPolicy, DeadlineParams] = Scenario(
+    signature=_signature,
+    environment="a slow upstream",
     slug="upstream-slow",
     title="API must answer in 2 s, the external API takes 6 s (no timeout)",
     seeds=(6,),

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.exceptions import RedisError
 
 from faults._contract import Answer, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -168,7 +169,29 @@ class RedisFanout:
                         await websocket.send_text(data)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Connections that end leave their tasks and buffers behind: RSS climbs with
+    the traffic while some clients fail (refused or dropped) - unlike a cache that
+    grows, which fails nobody."""
+    slope = s.number("rss_slope_mb_per_10k_requests")
+    second = s.number("rss_second_half_mb") or 0.0
+    err = s.number("error_rate") or 0.0
+    if (s.number("requests") or 0.0) < 500 or second < 2.0 or not 0.005 <= err < 0.2:
+        return None
+    score = strength(slope, 10.0)
+    return finding(
+        "websocket-leak",
+        score,
+        (
+            Clue("app RSS growth per 10k requests after warm-up", slope, "< 10", "MB"),
+            Clue("client error rate (connections refused or dropped)", err, "< 0.005"),
+        ),
+        confirm="profile=memray",
+    )
+
+
 SCENARIO: Scenario[OrderFeed, FeedParams] = Scenario(
+    signature=_signature,
     slug="websocket-leak",
     title="Live order status over WebSockets: a registry that leaks and stays in its worker",
     seeds=(16,),

@@ -31,6 +31,7 @@ import os
 from pydantic import BaseModel, ConfigDict, Field
 
 from faults._contract import Answer, Deployment, Scenario, Symptom
+from faults._signs import Clue, Finding, Signs, finding, strength
 
 __all__ = [
     "DEPENDENCY_MS", "SCENARIO", "FlaskEraThreadedWorkers", "UvicornWorkerPerCore",
@@ -76,7 +77,22 @@ def UvicornWorkerPerCore(params: WorkerSizingParams) -> Deployment:
     return Deployment(workers=params.workers)
 
 
+def _signature(s: Signs) -> Finding | None:
+    """Requests queued before the app takes them: the clients' p50 five times what
+    the server measures, with a loop that keeps up (threads or workers too few)."""
+    if (s.number("event_loop_lag_p99_ms") or 0.0) >= 50:
+        return None
+    ratio = s.number("client_p50_over_server_mean")
+    score = strength(ratio, 5.0)
+    return finding(
+        "worker-sizing",
+        score,
+        (Clue("client p50 / server mean time", ratio, "< 5"),),
+    )
+
+
 SCENARIO: Scenario[Deployment, WorkerSizingParams] = Scenario(
+    signature=_signature,
     slug="worker-sizing",
     title="Workers sized and typed by the old WSGI rule: threads held while requests wait",
     seeds=(3, 30),

@@ -245,6 +245,9 @@ def _print_comparison(out_dir: Path) -> None:
             f"  {metric['name']:32} {metric['before']:>10.4g} -> {metric['after']:<10.4g} "
             f"x{metric['ratio']:<6.2f} {noise}"
         )
+    diagnosis = data.get("diagnosis") or {}
+    if diagnosis.get("sentence"):
+        err.print(f"diagnosis (blind): {diagnosis['sentence']}")
     err.print(f"comparison: {out_dir / 'comparison.html'}")
     print(out_dir)
 
@@ -350,6 +353,39 @@ def bench_cmd(
     from lab.commands import bench
 
     print(bench.run(part or bench.PARTS, only, _duration(duration), users, rounds, out, err))
+
+
+@app.command("diagnose")
+def diagnose_cmd(
+    run_dir: Annotated[Path | None, typer.Argument(help="a run dir")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False,
+    eval_roots: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--eval",
+            help="score the diagnosis over every completed run dir under this folder "
+            "(repeatable): AC@1, AC@3 per expected answer",
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="--eval: where the table goes")] = Path(
+        "runs/eval"
+    ),
+) -> None:
+    """Name the root cause of a run from its evidence alone, blind to the scenario."""
+    from lab.commands import diagnose
+
+    if eval_roots:
+        table = diagnose.run_eval(eval_roots, out, err)
+        err.print(f"eval: {table}")
+        print(table)
+        return
+    if run_dir is None:
+        raise LabError("pass a run dir (lab diagnose runs/<run-id>) or --eval FOLDER")
+    text, written = diagnose.run(run_dir, as_json)
+    print(text)
+    if written is not None and not as_json:
+        err.print(f"diagnosis: {written}")
+        print(written)
 
 
 @app.command("up")

@@ -125,6 +125,32 @@ def _compare(
         "after_run": str(run_b),
         "metrics": metrics,
         "headline": symptom_headline(before, after, metrics) + load_caveat(before, after),
+        "diagnosis": diagnosis_change(run_a, run_b),
+    }
+
+
+def diagnosis_change(run_a: Path, run_b: Path) -> dict[str, Any]:
+    """Each run's diagnosis (reports/diagnosis/, blind) and whether the after run
+    still shows the cause named in the before run."""
+    from .diagnosis import diagnose
+
+    before, after = diagnose(run_a), diagnose(run_b)
+    cause = before.top
+    if before.verdict == "healthy":
+        removed = None
+        sentence = "The before run was diagnosed healthy: the diagnosis names no cause to remove."
+    elif cause in after.ranked():
+        removed = False
+        sentence = f"The diagnosed cause, {cause}, is still there after the change."
+    else:
+        removed = True
+        now = "healthy" if after.verdict == "healthy" else f"its top cause is {after.top}"
+        sentence = f"The change removed the diagnosed cause, {cause}: the after run is {now}."
+    return {
+        "before": before.as_dict(),
+        "after": after.as_dict(),
+        "removed": removed,
+        "sentence": sentence,
     }
 
 
@@ -267,6 +293,7 @@ def compare(run_a: Path, run_b: Path, out_dir: Path) -> Path:
     headline = result["headline"]
     context = {
         "headline": headline,
+        "diagnosis": result["diagnosis"],
         "headline_class": "absent"
         if headline.startswith("Symptom present before, absent")
         else ("unknown" if headline.startswith("No verdict") else "present"),

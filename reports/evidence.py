@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 # Files and folders the reports write into a run dir: not evidence.
-OUTPUT_FILES = frozenset({"summary.json", "report.md", "report.html"})
+OUTPUT_FILES = frozenset({"summary.json", "diagnosis.json", "report.md", "report.html"})
 OUTPUT_DIRS = frozenset({"plots"})
 
 # Locust 2.x percentile columns (locust.stats.get_readable_percentiles(PERCENTILES_TO_REPORT)).

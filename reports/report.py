@@ -80,6 +80,20 @@ def _make_plots(ev: Evidence, plots_dir: Path, notes: list[str]) -> list[Path]:
     return made
 
 
+def _diagnosis(run_dir: Path, notes: list[str]) -> dict[str, Any] | None:
+    """The engine's diagnosis of the run (reports/diagnosis/), written to
+    diagnosis.json; None with a note when it fails (it must not sink the report)."""
+    from .diagnosis import DiagnosisFile, diagnose
+
+    try:
+        found = diagnose(run_dir)
+    except Exception as exc:
+        notes.append(f"diagnosis failed: {type(exc).__name__}: {exc}")
+        return None
+    DiagnosisFile(run_dir).write(found)
+    return found.as_dict()
+
+
 def build_report(run_dir: Path) -> Path:
     """Write summary.json, plots/*.png, report.md and report.html into the run dir.
 
@@ -100,6 +114,7 @@ def build_report(run_dir: Path) -> Path:
     dashboard = run_dir / "plots" / "dashboard.png"
     if dashboard.is_file():
         plots.append(dashboard)
+    diagnosis = _diagnosis(run_dir, plot_notes)
     verdict_class, verdict = symptom_verdict(summary.get("symptom"))
     meta = ev.meta
     files = []
@@ -119,6 +134,7 @@ def build_report(run_dir: Path) -> Path:
         "rows": key_rows(summary),
         "plots": plot_entries(plots, run_dir),
         "profile": profile_context(ev),
+        "diagnosis": diagnosis,
         "sections": meta_sections(meta),
         "notes": list(summary.get("notes") or []),
         "plot_notes": plot_notes,

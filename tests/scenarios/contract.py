@@ -97,3 +97,55 @@ def assert_symptoms(slug: str, faulty: dict[str, Any], fixed: dict[str, Any]) ->
     )
     assert f_sym["present"] is True, f"faulty {slug} did not show its symptom: {f_sym}"
     assert x_sym["present"] is False, f"fixed {slug} still shows the symptom: {x_sym}"
+
+
+# What a run dir holds that production does not: the lab's ground truth (which
+# scenario, variant, parameters, toxics), the load generator's records and the
+# reports' own output. The diagnosis must not change when they are gone.
+GROUND_TRUTH_META = ("scenario", "title", "seeds", "kind", "variant", "params", "symptom",
+                     "toxics", "run_id", "prometheus", "git_commit")  # fmt: skip
+GROUND_TRUTH_FILES = ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv",
+                      "locust_exceptions.csv", "locust.html", "locust.log", "audit.json",
+                      "rollout.json", "checkouts.csv", "webhooks.csv", "summary.json",
+                      "diagnosis.json", "report.md", "report.html")  # fmt: skip
+
+
+def diagnosis_of(run_dir: Path) -> dict[str, Any]:
+    from reports.diagnosis import diagnose
+
+    return diagnose(run_dir).as_dict()
+
+
+def assert_diagnosis_is_blind(run_dir: Path, scratch: Path) -> None:
+    """The diagnosis of the run dir equals that of a copy under a neutral name with
+    the ground truth removed: meta.json's fields, the files above, the lab's toggle
+    gauge in metrics.csv and the toggles the app logged at start."""
+    import shutil
+
+    stripped = scratch / "anonymous-run"
+    shutil.copytree(run_dir, stripped)
+    meta = json.loads((stripped / "meta.json").read_text())
+    for key in GROUND_TRUTH_META:
+        meta.pop(key, None)
+    meta["load"].pop("workload", None)
+    for key in ("command", "state_file", "port"):
+        meta["app"].pop(key, None)
+    (stripped / "meta.json").write_text(json.dumps(meta))
+    for name in GROUND_TRUTH_FILES:
+        (stripped / name).unlink(missing_ok=True)
+    shutil.rmtree(stripped / "plots", ignore_errors=True)
+    lines = (stripped / "metrics.csv").read_text().splitlines(keepends=True)
+    (stripped / "metrics.csv").write_text(
+        "".join(line for line in lines if ",lab_fault_active," not in line)
+    )
+    records = []
+    for line in (stripped / "app.log").read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            records.append(line)
+            continue
+        record.pop("active", None)
+        records.append(json.dumps(record))
+    (stripped / "app.log").write_text("\n".join(records) + "\n")
+    assert diagnosis_of(stripped) == diagnosis_of(run_dir)

@@ -73,7 +73,7 @@ def test_reports_use_only_the_predicate_of_faults() -> None:
     modules = _imported_in_fresh_interpreter("import reports, reports.compare, reports.summary")
     from_faults = {m for m in modules if m == "faults" or m.startswith("faults.")}
     assert from_faults <= {"faults", "faults._contract", "faults._registry", "faults._toggles",
-                           "faults.symptom"}, from_faults  # fmt: skip
+                           "faults._signs", "faults.symptom"}, from_faults  # fmt: skip
     assert not any(m.split(".")[0] in {"target_app", "lab"} for m in modules)
 
 

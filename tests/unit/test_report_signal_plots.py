@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -217,7 +218,9 @@ def test_partial_run_dir(signal_run: Path) -> None:
     summary = json.loads((signal_run / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     md = _plot_notes(signal_run)
-    assert "failed" not in md
+    # No plot broke on the torn files (the diagnosis may speak of failed calls).
+    assert not re.search(r"plot \S+ failed", md)
+    assert "diagnosis failed" not in md
 
 
 def test_single_sample_and_no_metrics(tmp_path: Path) -> None:
