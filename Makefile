@@ -81,9 +81,10 @@ lint: $(STAMP)
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
 
-# The diagnosis scored over every completed run dir under $(out) (lab diagnose --eval).
+# A seeded corpus of every diagnosable scenario, diagnosed blind and scored
+# (lab eval; `lab diagnose --eval FOLDER` scores run dirs you already have).
 eval: $(STAMP)
-	@$(LAB) diagnose --eval $(out) --out $(out)/eval
+	@$(LAB) eval --out $(out)/eval
 
 bench: $(STAMP)
 	@$(LAB) bench

@@ -388,6 +388,86 @@ def diagnose_cmd(
         print(written)
 
 
+@app.command("eval")
+def eval_cmd(
+    seed: Annotated[int, typer.Option(help="the corpus' seed: the same seed, the same runs")] = 0,
+    per_variant: Annotated[
+        int, typer.Option("--per-variant", help="runs of each variant of each scenario")
+    ] = 2,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="just this scenario (repeatable)")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="where the corpus and table go")] = Path(
+        "runs/eval"
+    ),
+) -> None:
+    """Run a seeded corpus of every diagnosable scenario, diagnose each run blind, score it."""
+    from lab.commands import eval as eval_command
+
+    if per_variant < 1:
+        raise LabError("--per-variant must be at least 1")
+    table = eval_command.run(seed, per_variant, only or [], out, err)
+    err.print(f"eval: {table}")
+    print(table)
+
+
+@app.command("drill")
+def drill_cmd(
+    level: Annotated[str, typer.Option(help="easy (one cause) or hard (two at once)")] = "easy",
+    seed: Annotated[int | None, typer.Option(help="the case's seed [default: random]")] = None,
+    minutes: Annotated[float, typer.Option(help="how long the incident runs")] = 10.0,
+    answer: Annotated[
+        str | None,
+        typer.Option("--answer", help="your answer: a scenario slug, healthy, or a condition"),
+    ] = None,
+    hint: Annotated[bool, typer.Option("--hint", help="a piece of evidence (-15 points)")] = False,
+    report: Annotated[
+        bool, typer.Option("--report", help="a report of the incident so far, blind")
+    ] = False,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="the last answered drill's case and evidence")
+    ] = False,
+    board: Annotated[bool, typer.Option("--board", help="the score board")] = False,
+) -> None:
+    """A hidden incident to diagnose as in production, then answered and scored."""
+    from lab.drill import DrillBook
+
+    book = DrillBook()
+    if level not in ("easy", "hard"):
+        raise LabError(f"--level {level!r}: choose easy or hard")
+    if answer is not None:
+        entry = book.answer(answer, err)
+        verdict = "right" if entry["right"] else "wrong"
+        err.print(
+            f"{verdict}: {entry['points']} points ({entry['seconds']:.0f} s, "
+            f"{entry['hints']} hints); see the case: lab drill --reveal"
+        )
+        print(book.board_path)
+    elif hint:
+        err.print(f"hint: {book.hint()}")
+        print(book.current_path)
+    elif report:
+        html = book.report()
+        err.print(f"report (blind): {html}")
+        print(html)
+    elif reveal:
+        print(book.reveal())
+    elif board:
+        for row in book.board():
+            print(
+                f"{row['at']}  {row['points']:>3} points  {'right' if row['right'] else 'wrong'}"
+                f"  {row['seconds']:>6.0f} s  {row['hints']} hints  seed {row['seed']}"
+            )
+        print(book.board_path)
+    else:
+        try:
+            folder = book.start(level, seed, minutes, err)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            err.print("interrupted: the drill's run was stopped; no drill is under way")
+            raise typer.Exit(130) from None
+        print(folder)
+
+
 @app.command("up")
 def up_cmd(
     only: Annotated[

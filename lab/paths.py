@@ -15,9 +15,10 @@ def lab_home() -> Path:
     return Path(os.environ.get("LAB_HOME", ".lab")).resolve()
 
 
-def new_run_dir(out: Path, slug: str, variant: str) -> Path:
+def new_run_dir(out: Path, slug: str, variant: str, *, blind: bool = False) -> Path:
+    """A new folder `<time>-<slug>-<variant>` (a blind run: `<time>-drill`) under out."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = f"{stamp}-{slug}-{variant}"
+    base = f"{stamp}-drill" if blind else f"{stamp}-{slug}-{variant}"
     candidate = out / base
     n = 1
     while candidate.exists():

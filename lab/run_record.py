@@ -68,6 +68,7 @@ class AppRecord:
     command: list[str] = field(default_factory=list)  # as started, profiler wrapper included
     worker_class: str = "uvicorn"  # uvicorn | gthread (gunicorn's threaded WSGI worker)
     threads: int = 1  # gthread: requests one worker serves at once
+    pid: int | None = None  # the app's process (gunicorn: its master), once it started
 
 
 @dataclass
@@ -152,6 +153,10 @@ class RunRecord:
 
     def app_command(self, command: list[str]) -> None:
         self.app.command = list(command)
+        self.write()
+
+    def app_started(self, pid: int | None) -> None:
+        self.app.pid = pid
         self.write()
 
     def load_started(self) -> None:

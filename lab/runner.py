@@ -92,6 +92,9 @@ class RunOptions:
     workload: str | None = None  # None: the scenario's own
     rate: float | None = None  # requests/s on a schedule (open model); None: closed model
     load_processes: int = 1  # Locust processes; >1: a master and this many workers
+    # A drill's run (lab/drill.py): its run dir's name, the app's /metrics and start
+    # log and Prometheus' labels do not name the scenario (meta.json still does).
+    blind: bool = False
 
     @property
     def variant(self) -> faults.Variant:
@@ -369,7 +372,7 @@ class _RunState:
 def _open(plan: _Plan, console: Console) -> _RunState:
     """The run dir and its meta.json ("running"): from here on, a run always has a report."""
     options, scenario = plan.options, plan.scenario
-    run_dir = new_run_dir(options.out, scenario.slug, options.variant)
+    run_dir = new_run_dir(options.out, scenario.slug, options.variant, blind=options.blind)
     state_dir = lab_home() / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
     store = faults.ToggleStore(state_dir / f"{run_dir.name}.json")
@@ -439,6 +442,7 @@ def _prepare(state: _RunState) -> None:
         "LAB_ENV": "development",
         "FAULTS": "",
         "JOBS_ENABLED": "true" if plan.scenario.job_workers else "false",
+        "LAB_BLIND": "true" if options.blind else "false",
         **plan.scenario.app_env,
         **{k: v for k, v in service_env.items() if k != "DATABASE_URL"},
     }
@@ -524,6 +528,7 @@ def _start(state: _RunState) -> None:
     undo.push("stop app", app.stop)  # before start(): an app that never got ready is stopped too
     with state.console.status("starting the app"):
         app.start(command, env, timeout=90.0 if profiler else 60.0)
+    state.record.app_started(app.pid)
     if plan.scenario.job_workers:
         workers = state.job_workers = JobWorkers(
             plan.scenario.job_workers,
@@ -546,6 +551,8 @@ def _start(state: _RunState) -> None:
         # Not "scenario": that is a label of the app's own lab_fault_active series.
         labels = {"run_id": state.run_dir.name, "lab_scenario": plan.scenario.slug,
                   "lab_variant": options.variant}  # fmt: skip
+        if options.blind:  # a drill: the dashboards show the run, not its answer
+            labels = {"run_id": state.run_dir.name}
         register_app_target(state.run_dir.name, state.app_config.port, labels)
         state.record.scraped_by(f"http://{HOST}:{PROMETHEUS_PORT}")
 

@@ -53,9 +53,10 @@ log = logging.getLogger("target_app")
 _STATM = Path("/proc/self/statm")
 
 
-async def _publish_process_state(runtime: faults.FaultRuntime) -> None:
-    """Once a second: `lab_fault_active{scenario}`, and this worker's RSS and CPU."""
-    slugs = [s.slug for s in faults.all_scenarios()]
+async def _publish_process_state(runtime: faults.FaultRuntime, blind: bool) -> None:
+    """Once a second: `lab_fault_active{scenario}` (not in a drill: `blind`), and this
+    worker's RSS and CPU."""
+    slugs = [] if blind else [s.slug for s in faults.all_scenarios()]
     page_size = os.sysconf("SC_PAGE_SIZE")
     while True:
         for slug in slugs:
@@ -90,12 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with contextlib.AsyncExitStack() as stack:
             if settings.lab_instrumentation:
                 await stack.enter_async_context(running_lag_monitor())
-                publisher = asyncio.create_task(_publish_process_state(runtime))
+                publisher = asyncio.create_task(_publish_process_state(runtime, settings.lab_blind))
                 stack.callback(publisher.cancel)
-            log.info(
-                "app started",
-                extra={"fields": {"env": settings.lab_env, "active": sorted(store.faulty())}},
-            )
+            started = {"env": settings.lab_env, "active": sorted(store.faulty())}
+            log.info("app started", extra={"fields": {} if settings.lab_blind else started})
             if settings.redis_url:
                 # No client-side timeout here: how long to wait is the cache
                 # policy's decision (faults/redis_timeout.py).

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # Where the toggles live, shared by every worker of this app.
     lab_state_file: Path = Path(".lab/state/toggles.json")
 
+    # A drill (`lab drill`): the app does not say which scenario it runs, neither in
+    # /metrics (no lab_fault_active series) nor in its start log, so the person
+    # investigating has only what production would show.
+    lab_blind: bool = False
+
     # The /_lab admin API is only mounted when the lab asks for it.
     lab_admin_enabled: bool = False
     lab_admin_token: SecretStr = SecretStr("")

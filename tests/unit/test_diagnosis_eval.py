@@ -69,3 +69,26 @@ def test_the_comparison_says_whether_the_diagnosed_cause_went_away(tmp_path: Pat
     assert change["removed"] is None
     assert change["before"]["verdict"] == "healthy" and change["after"]["verdict"] == "healthy"
     assert change["sentence"].startswith("The before run was diagnosed healthy")
+
+
+def test_the_corpus_plan_is_seeded_varied_and_valid() -> None:
+    import faults
+    from lab.corpus import DIAGNOSABLE_KINDS, plan
+
+    runs = plan(seed=7, per_variant=2)
+    assert runs == plan(seed=7, per_variant=2)
+    assert runs != plan(seed=8, per_variant=2)
+    catalogue = {s.slug: s for s in faults.all_scenarios()}
+    diagnosable = {s for s, sc in catalogue.items() if sc.kind in DIAGNOSABLE_KINDS}
+    for slug in diagnosable:
+        mine = [r for r in runs if r.slug == slug and not r.label]
+        assert sorted(r.fixed for r in mine) == [False, False, True, True], slug
+        for r in mine:
+            faults.validate_params(catalogue[slug], r.params)
+    assert not {r.slug for r in runs if not r.label} - diagnosable
+    assert len({(r.users, r.rate, r.duration_s, r.shape) for r in runs}) > len(runs) // 2
+    assert any(r.params for r in runs) and any(r.shape == "step" for r in runs)
+    assert [r for r in runs if r.label == "healthy"]
+    assert all(15 <= r.duration_s <= 25 for r in runs)
+    # About an hour on 2 cores: each run's load plus its start and stop.
+    assert sum(r.duration_s + 12 for r in runs) < 75 * 60

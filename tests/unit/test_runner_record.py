@@ -46,7 +46,7 @@ def test_a_new_record_has_every_key_in_order_and_says_its_format(tmp_path: Path)
     assert meta["status"] == "running" and meta["error"] is None
     assert meta["app"] == {"server": "uvicorn", "workers": 1, "host": "127.0.0.1", "port": 1234,
                            "state_file": "/tmp/state.json", "command": [],
-                           "worker_class": "uvicorn", "threads": 1}  # fmt: skip
+                           "worker_class": "uvicorn", "threads": 1, "pid": None}  # fmt: skip
     machine = meta["machine"]
     assert isinstance(machine, dict)
     assert set(machine) == {"hostname", "cpus", "memory_gb", "platform"}
